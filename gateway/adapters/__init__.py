@@ -1,0 +1,1 @@
+"""Product adapters: the contract, discovery through entry points, and the built-ins."""

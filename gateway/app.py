@@ -1,0 +1,155 @@
+"""The composition root: `create_app(settings)` builds the whole MarketGate ASGI app.
+
+Nothing connects at import time or in `create_app`: the lifespan opens the database, the
+shared store, the HTTP client and the adapters, and puts them on `app.state`.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+
+import httpx
+import structlog
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import Receive, Scope, Send
+
+from gateway.adapters.contract import AdapterContext
+from gateway.adapters.registry import Factory, build_adapters
+from gateway.basic_calls import BasicCalls
+from gateway.call_log import CallLogWriter
+from gateway.clock import Clock, SystemClock
+from gateway.metrics import Metrics
+from gateway.middleware import RequestIdMiddleware
+from gateway.order_query import OrderQueryClient
+from gateway.products import Product
+from gateway.provisioning import InstanceJobs
+from gateway.routes import health
+from gateway.routes.production import Edge, handle_production_call
+from gateway.settings import ProductConfig, Settings
+from gateway.store import Store, open_store
+from gateway.verification import CallVerifier
+from gateway.worker import JobRunner
+from tenants.database import Database
+from tenants.migrate import upgrade
+from tenants.secretbox import SecretBox
+
+log = structlog.get_logger(__name__)
+
+
+def _adapter_context(settings: Settings) -> Callable[[str, ProductConfig], AdapterContext]:
+    def context_for(slug: str, product: ProductConfig) -> AdapterContext:
+        return AdapterContext(
+            product=slug,
+            product_name=product.name,
+            public_url=settings.public_url,
+            database_url=settings.database_url,
+            data_dir=str(settings.data_dir),
+        )
+
+    return context_for
+
+
+async def _serve_adapter_pages(scope: Scope, receive: Receive, send: Send) -> None:
+    """/apps/<slug>/…: the pages of an adapter that serves its own (the demo product does)."""
+    products: Mapping[str, Product] = scope["app"].state.edge.products
+    product = products.get(scope["path_params"]["slug"])
+    web_app = getattr(product.adapter, "web_app", None) if product is not None else None
+    if web_app is None:
+        response: Response = JSONResponse({"error": "not_found"}, status_code=404)
+        await response(scope, receive, send)
+        return
+    await web_app(scope, receive, send)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    return JSONResponse({"error": "not_found" if status == 404 else "error"}, status_code=status)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    adapter_factories: Mapping[str, Factory] | None = None,
+    store: Store | None = None,
+    http_client: httpx.AsyncClient | None = None,
+) -> Starlette:
+    """The MarketGate app; tests pass a clock, adapter factories, a store or an HTTP client."""
+    clock = clock or SystemClock()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            await asyncio.to_thread(upgrade, settings.database_url)
+        database = Database(settings.database_url)
+        shared_store = store or open_store(settings.redis_url)
+        http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False)
+        adapters = build_adapters(settings.products, context_for=_adapter_context(settings), factories=adapter_factories)
+        products = {slug: Product(slug, config, adapters[slug]) for slug, config in settings.products.items()}
+        instance_jobs = InstanceJobs(
+            database=database,
+            products=products,
+            order_queries=OrderQueryClient(http),
+            secret_box=SecretBox(settings.secret),
+            clock=clock,
+            public_url=settings.public_url,
+        )
+        runner = JobRunner(
+            database,
+            handlers=instance_jobs.handlers,
+            clock=clock,
+            lease_s=settings.job_lease_s,
+            poll_interval_s=settings.job_poll_interval_s,
+            max_attempts=settings.job_max_attempts,
+        )
+        call_log = CallLogWriter(database)
+        app.state.database = database
+        app.state.store = shared_store
+        app.state.runner = runner
+        app.state.edge = Edge(
+            products=products,
+            verifier=CallVerifier(store=shared_store, clock=clock),
+            call_log=call_log,
+            metrics=Metrics(),
+            clock=clock,
+            call_log_body_bytes=settings.call_log_body_bytes,
+        )
+        app.state.basic_calls = BasicCalls(
+            database=database, runner=runner, instance_jobs=instance_jobs, products=products, clock=clock
+        )
+        runner.start()
+        call_log.start()
+        log.info("marketgate_started", products=sorted(products))
+        try:
+            yield
+        finally:
+            await runner.stop()
+            await call_log.stop()
+            for adapter in adapters.values():
+                await adapter.aclose()
+            if http_client is None:
+                await http.aclose()
+            if store is None:
+                await shared_store.aclose()
+            await database.dispose()
+
+    routes = [
+        Route("/healthz", health.healthz),
+        Route("/readyz", health.readyz),
+        Route("/metrics", health.metrics),
+        Route("/koogallery/{slug}", handle_production_call, methods=["POST"]),
+        Mount("/apps/{slug}", app=_serve_adapter_pages),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers={HTTPException: _http_error, Exception: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    return app

@@ -1,0 +1,67 @@
+"""Writes the call log in small batches, off the answer's path.
+
+The call log is a record of what was asked and answered, not state: the state a call
+changes is committed in its own transaction before the answer. Batching keeps the log from
+costing every call a commit; the buffer is flushed at least every `interval_s` and at shutdown.
+"""
+
+import asyncio
+import contextlib
+
+import structlog
+
+from tenants.call_log import create_call_log_entry
+from tenants.database import Database
+from tenants.errors import DatabaseUnavailableError
+from tenants.models import CallLogEntry
+
+log = structlog.get_logger(__name__)
+
+MAX_BUFFERED = 10_000
+
+
+class CallLogWriter:
+    def __init__(self, database: Database, *, interval_s: float = 0.1, batch: int = 500) -> None:
+        self._database = database
+        self._interval_s = interval_s
+        self._batch = batch
+        self._buffer: list[CallLogEntry] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def record(self, entry: CallLogEntry) -> None:
+        if len(self._buffer) >= MAX_BUFFERED:
+            log.error("call_log_overflow", dropped_request_id=entry.request_id)
+            return
+        self._buffer.append(entry)
+        if len(self._buffer) >= self._batch:
+            self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="marketgate-call-log")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def flush(self) -> None:
+        while self._buffer:
+            entries, self._buffer = self._buffer[: self._batch], self._buffer[self._batch :]
+            try:
+                async with self._database.transaction() as session:
+                    for entry in entries:
+                        await create_call_log_entry(session, entry=entry)
+            except DatabaseUnavailableError as exc:
+                self._buffer[:0] = entries
+                log.warning("call_log_flush_failed", error=str(exc), buffered=len(self._buffer))
+                return
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval_s)
+            self._wake.clear()
+            await self.flush()

@@ -1,0 +1,289 @@
+"""Background work on instances, run from the outbox: provision, renew, status, release, upgrade.
+
+Each handler is idempotent: it reads the instance as it is now and does only what is still
+to do, so running a job twice (after a crash, or a lease taken over) changes nothing more.
+"""
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from gateway.adapters.contract import (
+    AppInfo,
+    Buyer,
+    Order,
+    ProvisionRequest,
+    Refused,
+    RenewRequest,
+    RetryLater,
+    StatusRequest,
+    UpgradeRequest,
+)
+from gateway.clock import Clock
+from gateway.koogallery.orders import OrderInfo
+from gateway.koogallery.times import parse_marketplace_time
+from gateway.order_query import OrderQueryClient, OrderQueryError, OrderQueryUnavailableError
+from gateway.products import Product, app_info_fields
+from gateway.worker import JobHandler, PermanentJobError
+from tenants import instances
+from tenants.database import Database
+from tenants.models import Instance, InstanceStatus, Job
+from tenants.secretbox import SecretBox
+
+log = structlog.get_logger(__name__)
+
+PASSWORD_PURPOSE = "instance-admin-password"
+
+
+class InstanceJobs:
+    """The job handlers for instances, keyed by job kind."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        products: Mapping[str, Product],
+        order_queries: OrderQueryClient,
+        secret_box: SecretBox,
+        clock: Clock,
+        public_url: str,
+    ) -> None:
+        self._database = database
+        self._products = products
+        self._order_queries = order_queries
+        self._secret_box = secret_box
+        self._clock = clock
+        self._public_url = public_url
+
+    @property
+    def handlers(self) -> dict[str, JobHandler]:
+        return {
+            "provision": self.provision,
+            "renew": self.renew,
+            "set_status": self.set_status,
+            "release": self.release,
+            "upgrade": self.upgrade,
+        }
+
+    async def _load(self, job: Job) -> tuple[Product, Instance] | None:
+        product = self._products.get(job.product)
+        if product is None:
+            raise PermanentJobError(f"product {job.product!r} is no longer configured")
+        async with self._database.reader() as session:
+            instance = await instances.get_instance(
+                session, product=job.product, instance_id=job.payload["instance_id"]
+            )
+        return (product, instance) if instance is not None else None
+
+    async def provision(self, job: Job) -> None:
+        loaded = await self._load(job)
+        if loaded is None or loaded[1].status is not InstanceStatus.PROVISIONING:
+            return
+        product, instance = loaded
+        if not product.reaches_adapter(is_test=instance.is_test):
+            await self._finish_provisioning(product, instance, order=None, app_info=self.test_app_info(product))
+            return
+        order = await self._query_order(product, instance.order_id, instance.order_line_id)
+        try:
+            app_info = await product.adapter.provision(ProvisionRequest(instance=product.ref(instance), order=order))
+        except Refused as refused:
+            await self._fail_provisioning(product, instance, code=refused.refusal.value, reason=refused.message)
+            return
+        await self._finish_provisioning(product, instance, order=order, app_info=app_info)
+
+    def test_app_info(self, product: Product) -> AppInfo:
+        """What MarketGate answers for a debug instance its adapter never sees."""
+        return AppInfo(front_end_url=f"{self._public_url}/", memo=f"{product.config.name} (test instance)")
+
+    async def _query_order(self, product: Product, order_id: str, order_line_id: str) -> Order | None:
+        config = product.config
+        if config.open_api_ak is None or config.open_api_sk is None:
+            return None
+        try:
+            info = await self._order_queries.query(
+                endpoint=config.open_api_endpoint,
+                ak=config.open_api_ak.get_secret_value(),
+                sk=config.open_api_sk.get_secret_value(),
+                order_id=order_id,
+                order_line_id=order_line_id,
+            )
+        except OrderQueryUnavailableError as exc:
+            raise RetryLater(f"order query unavailable: {exc}") from exc
+        except OrderQueryError as exc:
+            raise RetryLater(f"order query failed: {exc}") from exc
+        return order_from_info(info, order_line_id=order_line_id)
+
+    async def _finish_provisioning(
+        self, product: Product, instance: Instance, *, order: Order | None, app_info: AppInfo
+    ) -> None:
+        now = self._clock.now()
+        async with self._database.transaction() as session:
+            current = await instances.get_instance_for_update(
+                session, product=product.slug, instance_id=instance.instance_id
+            )
+            if current is None or current.status is not InstanceStatus.PROVISIONING:
+                return
+            if order is not None:
+                apply_order(current, order)
+            current.app_info = self.stored_app_info(app_info)
+            current.failure_code = current.failure_reason = None
+            await instances.change_status(
+                session, instance=current, status=InstanceStatus.ACTIVE, activity="provisioned", now=now
+            )
+        log.info("instance_provisioned", product=product.slug, instance_id=instance.instance_id)
+
+    async def _fail_provisioning(self, product: Product, instance: Instance, *, code: str, reason: str) -> None:
+        now = self._clock.now()
+        async with self._database.transaction() as session:
+            current = await instances.get_instance_for_update(
+                session, product=product.slug, instance_id=instance.instance_id
+            )
+            if current is None or current.status is not InstanceStatus.PROVISIONING:
+                return
+            current.failure_code, current.failure_reason = code, reason[:512]
+            await instances.change_status(
+                session,
+                instance=current,
+                status=InstanceStatus.FAILED,
+                activity="provisioning refused",
+                now=now,
+                detail={"resultCode": code, "reason": reason[:512]},
+            )
+        log.warning("instance_refused", product=product.slug, instance_id=instance.instance_id, code=code)
+
+    def stored_app_info(self, app_info: AppInfo) -> dict[str, str]:
+        """AppInfo as kept on the instance: the password only sealed."""
+        fields = app_info_fields(app_info)
+        if "password" in fields:
+            fields["password"] = self._secret_box.seal(fields["password"], purpose=PASSWORD_PURPOSE)
+        return fields
+
+    def answered_app_info(self, stored: dict[str, Any] | None) -> dict[str, str] | None:
+        """The stored AppInfo with its password opened, for queryInstance."""
+        if not stored:
+            return None
+        fields = {name: str(value) for name, value in stored.items()}
+        if "password" in fields:
+            fields["password"] = self._secret_box.open(fields["password"], purpose=PASSWORD_PURPOSE)
+        return fields
+
+    async def renew(self, job: Job) -> None:
+        loaded = await self._load(job)
+        if loaded is None or loaded[1].status is InstanceStatus.RELEASED:
+            return
+        product, instance = loaded
+        if product.reaches_adapter(is_test=instance.is_test):
+            request = RenewRequest(
+                instance=product.ref(instance),
+                scene=job.payload["scene"],
+                order_id=job.payload["order_id"],
+                expire_time=datetime.fromisoformat(job.payload["expire_time"]),
+                product_id=job.payload.get("product_id"),
+            )
+            await product.adapter.renew(request)
+
+    async def set_status(self, job: Job) -> None:
+        loaded = await self._load(job)
+        if loaded is None or loaded[1].status not in (InstanceStatus.ACTIVE, InstanceStatus.FROZEN):
+            return
+        product, instance = loaded
+        if product.reaches_adapter(is_test=instance.is_test):
+            # Level-triggered: the adapter is told the state the instance has now.
+            frozen = instance.status is InstanceStatus.FROZEN
+            await product.adapter.set_status(StatusRequest(instance=product.ref(instance), frozen=frozen))
+
+    async def release(self, job: Job) -> None:
+        loaded = await self._load(job)
+        if loaded is None or loaded[1].status is not InstanceStatus.RELEASED:
+            return
+        product, instance = loaded
+        if product.reaches_adapter(is_test=instance.is_test):
+            await product.adapter.release(product.ref(instance))
+
+    async def upgrade(self, job: Job) -> None:
+        loaded = await self._load(job)
+        if loaded is None or loaded[1].status is InstanceStatus.RELEASED:
+            return
+        product, instance = loaded
+        if not product.reaches_adapter(is_test=instance.is_test):
+            return
+        order = await self._query_order(product, job.payload["order_id"], job.payload["order_line_id"])
+        await product.adapter.upgrade(UpgradeRequest(instance=product.ref(instance), order=order))
+        if order is not None:
+            async with self._database.transaction() as session:
+                current = await instances.get_instance_for_update(
+                    session, product=product.slug, instance_id=instance.instance_id
+                )
+                if current is not None:
+                    apply_order(current, order)
+                    await instances.record_event(
+                        session,
+                        instance=current,
+                        activity="upgraded",
+                        now=self._clock.now(),
+                        detail={"orderId": order.order_id, "skuCode": order.sku_code},
+                    )
+
+
+def order_from_info(info: OrderInfo, *, order_line_id: str) -> Order:
+    """The contract's Order from the order query's answer, for one order line."""
+    lines = [line for line in info.order_line if line.order_line_id == order_line_id] or info.order_line
+    line = lines[0] if lines else None
+    product = line.product_info[0] if line is not None and line.product_info else None
+    buyer = info.buyer_info
+    expire_time = None
+    if line is not None and line.expire_time:
+        try:
+            expire_time = parse_marketplace_time(line.expire_time)
+        except ValueError:
+            log.warning("order_expire_time_unreadable", order_id=info.order_id)
+    return Order(
+        order_id=info.order_id,
+        order_line_id=line.order_line_id if line is not None else order_line_id,
+        order_type=info.order_type,
+        charging_mode=line.charging_mode if line is not None else None,
+        period_type=line.period_type if line is not None else None,
+        period_number=line.period_number if line is not None else None,
+        expire_time=expire_time,
+        product_id=product.product_id if product is not None else None,
+        sku_code=product.sku_code if product is not None else None,
+        product_name=product.product_name if product is not None else None,
+        linear_value=int(product.linear_value) if product is not None and product.linear_value is not None else None,
+        buyer=Buyer(
+            customer_id=buyer.customer_id,
+            customer_name=buyer.customer_name,
+            customer_real_name=buyer.customer_real_name,
+            customer_type=buyer.customer_type,
+            user_id=buyer.user_id,
+            user_name=buyer.user_name,
+            mobile_phone=buyer.mobile_phone,
+            email=buyer.email,
+        )
+        if buyer is not None
+        else Buyer(),
+        extend_params={
+            param.name: param.value for param in (line.extend_params if line else []) if param.value is not None
+        },
+    )
+
+
+def apply_order(instance: Instance, order: Order) -> None:
+    """Keep what the order query said on the instance (buyer contact details left out)."""
+    instance.sku_code = order.sku_code
+    instance.product_id = order.product_id
+    instance.linear_value = order.linear_value
+    instance.charging_mode = order.charging_mode
+    if order.expire_time is not None:
+        instance.expire_time = order.expire_time
+    instance.order_details = {
+        "orderId": order.order_id,
+        "orderLineId": order.order_line_id,
+        "orderType": order.order_type,
+        "periodType": order.period_type,
+        "periodNumber": order.period_number,
+        "productName": order.product_name,
+        "customerId": order.buyer.customer_id,
+        "customerName": order.buyer.customer_name,
+    }

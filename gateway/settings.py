@@ -1,0 +1,232 @@
+"""MarketGate's one settings object, and the products file it loads at start-up.
+
+Environment variables carry the prefix `MARKETGATE_`. Products are declared in a TOML file
+(`MARKETGATE_CONFIG`) under `[products.<slug>]`; tests build `Settings(products=...)` directly.
+Every secret field of a product also accepts `<field>_env = "VAR"` and `<field>_file = "path"`.
+"""
+
+import base64
+import binascii
+import enum
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9-]{1,48}$")
+DEFAULT_DATA_DIR = Path(".marketgate")
+DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use"
+_PLACEHOLDERS = ("change-me", "changeme", "placeholder", "example", "secret", "xxx")
+
+
+class ConfigError(Exception):
+    """The settings or the products file are unusable; the message names what is at fault."""
+
+    code = "config_error"
+
+
+class Environment(enum.StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class KeyEncoding(enum.StrEnum):
+    RAW = "raw"
+    BASE64 = "base64"
+
+
+class ProductConfig(BaseModel):
+    """One product behind MarketGate: its keys, adapter and limits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    adapter: Annotated[str, Field(min_length=1, max_length=64)]
+    adapter_settings: dict[str, Any] = Field(default_factory=dict)
+    access_key: SecretStr
+    kit_access_key: SecretStr | None = None
+    previous_access_keys: list[SecretStr] = Field(default_factory=list)
+    previous_kit_access_keys: list[SecretStr] = Field(default_factory=list)
+    key_encoding: KeyEncoding = KeyEncoding.RAW
+    answer_deadline_s: Annotated[float, Field(gt=0, le=19)] = 3.0
+    timestamp_window_s: Annotated[float, Field(gt=0, le=900)] = 60.0
+    sign_responses: bool = False
+    max_body_bytes: Annotated[int, Field(gt=0, le=1024 * 1024)] = 64 * 1024
+    kit_max_body_bytes: Annotated[int, Field(gt=0, le=64 * 1024 * 1024)] = 10 * 1024 * 1024
+    max_users_per_sync: Annotated[int, Field(gt=0, le=100_000)] = 5000
+    open_api_endpoint: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")] = (
+        "https://mkt.myhuaweicloud.com"
+    )
+    open_api_ak: SecretStr | None = None
+    open_api_sk: SecretStr | None = None
+    rsa_private_key: SecretStr | None = None
+    tenant_domain_allow: list[str] = Field(default_factory=list)
+
+    @field_validator("access_key", "kit_access_key")
+    @classmethod
+    def _key_not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            raise ValueError("must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _keys_decode(self) -> "ProductConfig":
+        if self.key_encoding is KeyEncoding.BASE64:
+            for key in self._all_keys():
+                try:
+                    base64.b64decode(key.get_secret_value(), validate=True)
+                except binascii.Error as exc:
+                    raise ValueError("key_encoding is base64 but a key is not valid Base64") from exc
+        return self
+
+    def _all_keys(self) -> list[SecretStr]:
+        keys = [self.access_key, *self.previous_access_keys, *self.previous_kit_access_keys]
+        return keys + ([self.kit_access_key] if self.kit_access_key else [])
+
+    def _decode(self, key: SecretStr) -> bytes:
+        text = key.get_secret_value()
+        return base64.b64decode(text) if self.key_encoding is KeyEncoding.BASE64 else text.encode("utf-8")
+
+    @property
+    def basic_keys(self) -> list[bytes]:
+        """Keys that verify basic calls: the current one first, then those being rotated out."""
+        return [self._decode(key) for key in (self.access_key, *self.previous_access_keys)]
+
+    @property
+    def kit_keys(self) -> list[bytes]:
+        """Keys that verify Kit calls; `kit_access_key` defaults to `access_key`."""
+        current = self.kit_access_key or self.access_key
+        return [self._decode(key) for key in (current, *self.previous_kit_access_keys)]
+
+
+def _resolve_secret_sources(product: dict[str, Any], *, base_dir: Path) -> dict[str, Any]:
+    """Replace `<field>_env` and `<field>_file` entries by the secret they point at."""
+    resolved = dict(product)
+    for entry in list(product):
+        for suffix in ("_env", "_file"):
+            if not entry.endswith(suffix) or entry.removesuffix(suffix) not in _SECRET_FIELDS:
+                continue
+            field = entry.removesuffix(suffix)
+            if field in product:
+                raise ConfigError(f"{entry}: give either {field} or {entry}, not both")
+            sources = resolved.pop(entry)
+            many = isinstance(sources, list)
+            values = [_read_secret(entry, source, suffix, base_dir) for source in (sources if many else [sources])]
+            resolved[field] = values if many else values[0]
+    return resolved
+
+
+def _read_secret(entry: str, source: Any, suffix: str, base_dir: Path) -> str:
+    if not isinstance(source, str) or not source:
+        raise ConfigError(f"{entry}: must be a non-empty string")
+    if suffix == "_env":
+        if source not in os.environ:
+            raise ConfigError(f"{entry}: environment variable {source} is not set")
+        return os.environ[source]
+    path = base_dir / source
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{entry}: cannot read {path}: {exc.strerror}") from exc
+
+
+_SECRET_FIELDS = frozenset(
+    name for name, field in ProductConfig.model_fields.items() if "SecretStr" in str(field.annotation)
+)
+
+
+def parse_products(document: dict[str, Any], *, base_dir: Path) -> dict[str, ProductConfig]:
+    """Validate the `[products.<slug>]` tables of a products document."""
+    unknown = set(document) - {"products"}
+    if unknown:
+        raise ConfigError(f"unknown top-level keys: {', '.join(sorted(unknown))}")
+    tables = document.get("products", {})
+    if not isinstance(tables, dict) or not tables:
+        raise ConfigError("no [products.<slug>] table")
+    products: dict[str, ProductConfig] = {}
+    for slug, table in tables.items():
+        if not SLUG_PATTERN.match(slug):
+            raise ConfigError(f"product {slug!r}: slug must match [a-z0-9-]{{1,48}}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"product {slug!r}: must be a table")
+        try:
+            products[slug] = ProductConfig.model_validate(_resolve_secret_sources(table, base_dir=base_dir))
+        except ConfigError as exc:
+            raise ConfigError(f"product {slug!r}: {exc}") from exc
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            key = ".".join(str(part) for part in first["loc"]) or "table"
+            raise ConfigError(f"product {slug!r}: {key}: {first['msg']}") from exc
+    return products
+
+
+def load_products(path: Path) -> dict[str, ProductConfig]:
+    """Read and validate a products file; `ConfigError` names the product and key at fault."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read products file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"products file {path} is not valid TOML: {exc}") from exc
+    return parse_products(document, base_dir=path.parent)
+
+
+class Settings(BaseSettings):
+    """Everything MarketGate reads from its environment (prefix `MARKETGATE_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="MARKETGATE_", extra="forbid", frozen=True)
+
+    environment: Environment = Environment.PRODUCTION
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str = Field(default=f"sqlite:///{DEFAULT_DATA_DIR / 'marketgate.db'}")
+    redis_url: str | None = None
+    config: Path | None = None
+    secret_key: SecretStr | None = None
+    public_url: Annotated[str, Field(pattern=r"^https?://[^\s/]+$")] = "http://127.0.0.1:8000"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    auto_migrate: bool = True
+    job_poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    job_lease_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    job_max_attempts: Annotated[int, Field(gt=0, le=1000)] = 25
+    call_log_body_bytes: Annotated[int, Field(ge=0, le=1024 * 1024)] = 16 * 1024
+    products: dict[str, ProductConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _products_and_secrets(self) -> "Settings":
+        if not self.products and self.config is not None:
+            object.__setattr__(self, "products", load_products(self.config))
+        for slug in self.products:
+            if not SLUG_PATTERN.match(slug):
+                raise ConfigError(f"product {slug!r}: slug must match [a-z0-9-]{{1,48}}")
+        if self.environment is Environment.PRODUCTION:
+            self._refuse_placeholders()
+        return self
+
+    def _refuse_placeholders(self) -> None:
+        if self.secret_key is None or len(self.secret_key.get_secret_value()) < 32:
+            raise ConfigError("MARKETGATE_SECRET_KEY must be set to at least 32 characters in production")
+        if self.secret_key.get_secret_value() == DEVELOPMENT_SECRET_KEY:
+            raise ConfigError("MARKETGATE_SECRET_KEY is the development placeholder")
+        for slug, product in self.products.items():
+            text = product.access_key.get_secret_value().lower()
+            if len(text) < 16 or any(marker in text for marker in _PLACEHOLDERS):
+                raise ConfigError(f"product {slug!r}: access_key looks like a placeholder")
+
+    @property
+    def secret(self) -> bytes:
+        """The master key: MARKETGATE_SECRET_KEY, or a fixed key in development only."""
+        key = self.secret_key.get_secret_value() if self.secret_key else DEVELOPMENT_SECRET_KEY
+        return key.encode("utf-8")

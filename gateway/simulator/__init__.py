@@ -1,0 +1,1 @@
+"""The marketplace played locally: signer, scenarios, fake open API."""

@@ -1,0 +1,37 @@
+"""Verifying a production call: timestamp, body, signature, then (once accepted) the nonce.
+
+The order is the contract's (§2). The nonce is recorded only when the call is accepted,
+so neither a forger nor a malformed call can burn nonces.
+"""
+
+from gateway.clock import Clock, epoch_ms
+from gateway.koogallery import signing
+from gateway.koogallery.errors import ReplayedNonceError
+from gateway.koogallery.payload import JsonObject, canonical_payload, parse_object
+from gateway.koogallery.signing import CallKind, SignatureInputs
+from gateway.products import Product
+from gateway.store import Store, store_key
+
+
+class CallVerifier:
+    def __init__(self, *, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    def authenticate(self, kind: CallKind, product: Product, inputs: SignatureInputs, raw: bytes) -> JsonObject:
+        """The parsed body of a call whose signature verifies; raises a `ProtocolError` otherwise."""
+        signature, timestamp, nonce = signing.check_inputs(inputs)
+        window_ms = int(product.config.timestamp_window_s * 1000)
+        signing.check_timestamp(timestamp, now_ms=epoch_ms(self._clock.now()), window_ms=window_ms)
+        payload = parse_object(raw)
+        canonical = canonical_payload(payload)
+        payloads = [raw] if canonical is None or canonical == raw else [canonical, raw]
+        keys = product.config.basic_keys if kind is CallKind.BASIC else product.config.kit_keys
+        signing.verify(kind, keys=keys, signature=signature, nonce=nonce, timestamp=timestamp, payloads=payloads)
+        return payload
+
+    async def consume_nonce(self, kind: CallKind, product: Product, nonce: str) -> None:
+        """Record the nonce of an accepted call; a second use within 2 × window is a replay."""
+        ttl_s = 2 * product.config.timestamp_window_s
+        if not await self._store.add_if_absent(store_key("nonce", product.slug, kind.value, nonce), b"1", ttl_s):
+            raise ReplayedNonceError("nonce already used")

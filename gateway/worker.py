@@ -1,0 +1,196 @@
+"""Runs the outbox: claims due jobs, runs their handlers, retries with backoff.
+
+A request that creates a job may also run it at once (`run_now`) and wait for it up to its
+answer deadline; whatever is unfinished then goes on in the background under the same
+lease, which is extended while the job runs. Jobs are at-least-once: a handler must be
+idempotent, because a job whose process died is run again when its lease expires.
+"""
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+
+import structlog
+
+from gateway.adapters.contract import RetryLater
+from gateway.clock import Clock
+from tenants import jobs
+from tenants.database import Database
+from tenants.errors import DatabaseUnavailableError
+from tenants.models import Job, JobState
+
+log = structlog.get_logger(__name__)
+
+_WAIT_POLL_S = 0.02
+
+JobHandler = Callable[[Job], Awaitable[None]]
+
+
+class PermanentJobError(Exception):
+    """The job cannot succeed by retrying; it is marked dead with this message."""
+
+    code = "job_permanent"
+
+
+class JobRunner:
+    """One per process; `start` in the lifespan, `stop` on shutdown."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        handlers: Mapping[str, JobHandler],
+        clock: Clock,
+        lease_s: float,
+        poll_interval_s: float,
+        max_attempts: int,
+        concurrency: int = 8,
+    ) -> None:
+        self.owner = f"worker-{uuid.uuid4().hex[:12]}"
+        self._database = database
+        self._handlers = handlers
+        self._clock = clock
+        self._lease_s = lease_s
+        self._poll_interval_s = poll_interval_s
+        self._max_attempts = max_attempts
+        self._concurrency = concurrency
+        self._slots = asyncio.Semaphore(concurrency)
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._poller: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._poller = asyncio.create_task(self._poll_forever(), name="marketgate-job-poller")
+
+    async def stop(self, *, grace_s: float = 5.0) -> None:
+        """Stop polling; give running jobs `grace_s`, then cancel them (their leases expire)."""
+        self._stopping = True
+        self._wake.set()
+        if self._poller is not None:
+            done, _ = await asyncio.wait([self._poller], timeout=grace_s)
+            if not done:
+                self._poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._poller
+        if self._running:
+            await asyncio.wait(list(self._running.values()), timeout=grace_s)
+        for task in list(self._running.values()):
+            task.cancel()
+        if self._running:
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    def wake(self) -> None:
+        """Look for due jobs now rather than at the next poll."""
+        self._wake.set()
+
+    def run_now(self, job: Job) -> asyncio.Task[None]:
+        """Run a job this process leased when it created it; returns the running task."""
+        assert job.id is not None and job.lease_owner == self.owner
+        return self._launch(job)
+
+    def running(self, job_id: int) -> asyncio.Task[None] | None:
+        """The task running `job_id` in this process, if any."""
+        return self._running.get(job_id)
+
+    async def wait_for(self, job_id: int, *, timeout_s: float) -> None:
+        """Wait until `job_id` has been run once (done, failed or waiting to retry), or `timeout_s`.
+
+        A job may be started by this process's poller after the caller asked, so until it is
+        running here its state is read from the database every few milliseconds.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while (remaining := deadline - asyncio.get_running_loop().time()) > 0:
+            task = self._running.get(job_id)
+            if task is not None:
+                await asyncio.wait([task], timeout=remaining)
+                return
+            async with self._database.reader() as session:
+                job = await session.get(Job, job_id)
+                if job is None or job.state is not JobState.PENDING or job.attempts > 0:
+                    return
+            await asyncio.sleep(min(remaining, _WAIT_POLL_S))
+
+    @property
+    def lease_s(self) -> float:
+        return self._lease_s
+
+    def _launch(self, job: Job) -> asyncio.Task[None]:
+        assert job.id is not None
+        task = asyncio.create_task(self._run(job), name=f"marketgate-job-{job.id}")
+        self._running[job.id] = task
+        task.add_done_callback(lambda _: self._running.pop(job.id or 0, None))
+        return task
+
+    async def _poll_forever(self) -> None:
+        while not self._stopping:
+            try:
+                await self.poll_once()
+            except DatabaseUnavailableError as exc:
+                log.warning("job_poll_failed", error=str(exc))
+            except Exception:  # the poller must outlive any surprise; it is logged with its trace
+                log.exception("job_poll_crashed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval_s)
+            self._wake.clear()
+
+    async def poll_once(self) -> int:
+        """Claim and start the due jobs that free slots allow; returns how many started."""
+        free = self._concurrency - len(self._running)
+        if free <= 0:
+            return 0
+        async with self._database.transaction() as session:
+            claimed = await jobs.claim_due_jobs(
+                session, owner=self.owner, now=self._clock.now(), lease_s=self._lease_s, limit=free
+            )
+        for job in claimed:
+            self._launch(job)
+        return len(claimed)
+
+    async def _run(self, job: Job) -> None:
+        assert job.id is not None
+        async with self._slots:
+            heartbeat = asyncio.create_task(self._keep_lease(job.id))
+            try:
+                await self._handlers[job.kind](job)
+            except asyncio.CancelledError:
+                raise
+            except (RetryLater, DatabaseUnavailableError) as exc:
+                await self._record_failure(job, f"{type(exc).__name__}: {exc}", retry=True)
+            except PermanentJobError as exc:
+                await self._record_failure(job, str(exc), retry=False)
+            except Exception as exc:  # an adapter bug must not kill the worker; retried, then dead
+                log.exception("job_failed", job_id=job.id, kind=job.kind, product=job.product)
+                await self._record_failure(job, f"{type(exc).__name__}: {exc}", retry=True)
+            else:
+                async with self._database.transaction() as session:
+                    await jobs.complete_job(session, job_id=job.id, owner=self.owner, now=self._clock.now())
+                self._wake.set()  # a later job of the same sequence may now be due
+            finally:
+                heartbeat.cancel()
+
+
+    async def _record_failure(self, job: Job, error: str, *, retry: bool) -> None:
+        assert job.id is not None
+        async with self._database.transaction() as session:
+            state = await jobs.fail_job(
+                session,
+                job_id=job.id,
+                owner=self.owner,
+                now=self._clock.now(),
+                error=error,
+                retry=retry,
+                max_attempts=self._max_attempts,
+            )
+        level = log.error if state is JobState.DEAD else log.warning
+        level("job_attempt_failed", job_id=job.id, kind=job.kind, product=job.product, state=state, error=error)
+
+    async def _keep_lease(self, job_id: int) -> None:
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            with contextlib.suppress(DatabaseUnavailableError):
+                async with self._database.transaction() as session:
+                    until = self._clock.now() + timedelta(seconds=self._lease_s)
+                    await jobs.extend_lease(session, job_id=job_id, owner=self.owner, until=until)

@@ -1,0 +1,1 @@
+"""Domain and persistence: SQLModel tables, services and migrations. No web imports."""

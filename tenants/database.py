@@ -1,0 +1,111 @@
+"""The database: one async engine, sessions for reading and for writing.
+
+SQLite (the embedded default) takes one writer at a time; writers in this process queue on
+an asyncio lock instead of spinning on SQLITE_BUSY, and other processes wait on
+`busy_timeout`. PostgreSQL takes concurrent writers and row locks.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from tenants.errors import DatabaseUnavailableError
+
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
+_SYNC_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
+
+
+def _backend(url: URL) -> str:
+    backend = url.get_backend_name()
+    if backend not in _ASYNC_DRIVERS:
+        raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+    return backend
+
+
+def async_url(url: str) -> URL:
+    """The URL with the async driver MarketGate uses for its backend."""
+    parsed = make_url(url)
+    return parsed.set(drivername=_ASYNC_DRIVERS[_backend(parsed)])
+
+
+def sync_url(url: str) -> URL:
+    """The URL with a synchronous driver, for migrations."""
+    parsed = make_url(url)
+    return parsed.set(drivername=_SYNC_DRIVERS[_backend(parsed)])
+
+
+def _prepare_sqlite(engine: AsyncEngine) -> None:
+    database = engine.url.database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: a call is answered only once its commit is on disk, power loss included.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+class Database:
+    """The engine and its sessions; opened by the app's lifespan, closed with it."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = async_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        options: dict[str, Any] = {"pool_pre_ping": False}
+        if not self.is_sqlite:
+            options.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=5)
+            options["connect_args"] = {"connect_timeout": 5}
+        self.engine = create_async_engine(self.url, **options)
+        if self.is_sqlite:
+            _prepare_sqlite(self.engine)
+        self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self._sqlite_writer = asyncio.Lock()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session whose work is committed when the block ends, rolled back on error."""
+        async with self._sqlite_writer if self.is_sqlite else nullcontext():
+            async with self._translated_errors(), self._sessions() as session, session.begin():
+                yield session
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[AsyncSession]:
+        """A session for reading only."""
+        async with self._translated_errors(), self._sessions() as session:
+            yield session
+
+    @asynccontextmanager
+    async def _translated_errors(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except (OperationalError, OSError) as exc:
+            raise DatabaseUnavailableError(str(exc).splitlines()[0][:200]) from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise DatabaseUnavailableError("database connection lost") from exc
+            raise
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            async with self.engine.connect() as connection:
+                await asyncio.wait_for(connection.execute(text("SELECT 1")), timeout=2)
+            return True
+        except (OperationalError, DBAPIError, OSError, TimeoutError):
+            return False
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,174 @@
+"""The outbox: durable background work, written in the transaction of the change it serves.
+
+A job is claimed by taking a lease (owner and expiry) with one conditional UPDATE, so two
+MarketGate processes sharing a database never run the same job at once; on PostgreSQL the
+candidate rows are also locked with SKIP LOCKED so claimers do not queue on each other.
+A process that dies leaves its lease to expire; another process then takes the job over.
+"""
+
+import random
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exists, or_, update
+from sqlalchemy.orm import aliased
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from tenants.models import Job, JobState
+
+MAX_BACKOFF_S = 600.0
+
+
+def backoff_s(attempts: int, *, base_s: float = 1.0) -> float:
+    """Exponential backoff with full jitter, capped at ten minutes."""
+    ceiling = min(MAX_BACKOFF_S, base_s * 2 ** min(attempts, 20))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+async def create_job(
+    session: AsyncSession,
+    *,
+    product: str,
+    kind: str,
+    payload: dict[str, Any],
+    now: datetime,
+    dedupe_key: str | None = None,
+    sequence_key: str | None = None,
+    lease_owner: str | None = None,
+    lease_s: float = 0.0,
+) -> Job:
+    """Add a job; with `lease_owner` it is born claimed, for the caller to run at once.
+
+    A job that must wait for an earlier one of its sequence is never born claimed.
+    """
+    if lease_owner and sequence_key and await _sequence_busy(session, sequence_key):
+        lease_owner = None
+    job = Job(
+        product=product,
+        kind=kind,
+        payload=payload,
+        dedupe_key=dedupe_key,
+        sequence_key=sequence_key,
+        run_at=now,
+        lease_owner=lease_owner,
+        lease_until=now + timedelta(seconds=lease_s) if lease_owner else None,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(job)
+    await session.flush()
+    return job
+
+
+async def _sequence_busy(session: AsyncSession, sequence_key: str) -> bool:
+    pending = select(Job.id).where(Job.sequence_key == sequence_key, Job.state == JobState.PENDING).limit(1)
+    return (await session.exec(pending)).first() is not None
+
+
+async def claim_due_jobs(
+    session: AsyncSession, *, owner: str, now: datetime, lease_s: float, limit: int
+) -> Sequence[Job]:
+    """Lease up to `limit` pending jobs that are due and not leased by a live owner."""
+    earlier = aliased(Job)
+    waits_for_earlier = exists().where(
+        earlier.sequence_key == Job.sequence_key, earlier.state == JobState.PENDING, earlier.id < Job.id
+    )
+    due = (
+        select(Job.id)
+        .where(Job.state == JobState.PENDING, Job.run_at <= now)
+        .where(or_(col(Job.lease_until).is_(None), col(Job.lease_until) < now))
+        .where(or_(col(Job.sequence_key).is_(None), ~waits_for_earlier))
+        .order_by(col(Job.run_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = await session.exec(
+        update(Job)
+        .where(col(Job.id).in_(due.scalar_subquery()))
+        .where(or_(col(Job.lease_until).is_(None), col(Job.lease_until) < now))
+        .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_s), updated_at=now)
+        .returning(Job)
+    )
+    return list(claimed.scalars())
+
+
+async def extend_lease(session: AsyncSession, *, job_id: int, owner: str, until: datetime) -> bool:
+    """Keep a running job's lease alive; False if the lease was lost to another owner."""
+    result = await session.exec(
+        update(Job)
+        .where(col(Job.id) == job_id, col(Job.lease_owner) == owner, Job.state == JobState.PENDING)
+        .values(lease_until=until)
+    )
+    return bool(result.rowcount)
+
+
+async def complete_job(session: AsyncSession, *, job_id: int, owner: str, now: datetime) -> bool:
+    """Mark a job done if `owner` still holds its lease."""
+    result = await session.exec(
+        update(Job)
+        .where(col(Job.id) == job_id, col(Job.lease_owner) == owner, Job.state == JobState.PENDING)
+        .values(state=JobState.DONE, lease_owner=None, lease_until=None, updated_at=now, last_error=None)
+    )
+    return bool(result.rowcount)
+
+
+async def fail_job(
+    session: AsyncSession,
+    *,
+    job_id: int,
+    owner: str,
+    now: datetime,
+    error: str,
+    retry: bool,
+    max_attempts: int,
+) -> JobState | None:
+    """Record a failed attempt: back off and retry, or give up (dead). None: lease lost."""
+    job = await session.get(Job, job_id, with_for_update=True)
+    if job is None or job.lease_owner != owner or job.state != JobState.PENDING:
+        return None
+    job.attempts += 1
+    job.last_error = error[:1024]
+    job.lease_owner = None
+    job.lease_until = None
+    job.updated_at = now
+    if retry and job.attempts < max_attempts:
+        job.run_at = now + timedelta(seconds=backoff_s(job.attempts))
+    else:
+        job.state = JobState.DEAD
+    session.add(job)
+    return job.state
+
+
+async def retry_job(session: AsyncSession, *, product: str, job_id: int, now: datetime) -> Job | None:
+    """Put a dead or waiting job back to run now (an operator's retry)."""
+    job = await session.get(Job, job_id, with_for_update=True)
+    if job is None or job.product != product or job.state == JobState.DONE:
+        return None
+    job.state = JobState.PENDING
+    job.run_at = now
+    job.updated_at = now
+    session.add(job)
+    return job
+
+
+async def list_jobs(
+    session: AsyncSession, *, products: Sequence[str], state: JobState | None = None, limit: int = 100
+) -> Sequence[Job]:
+    query = select(Job).where(col(Job.product).in_(products)).order_by(col(Job.id).desc()).limit(limit)
+    if state is not None:
+        query = query.where(Job.state == state)
+    return list((await session.exec(query)).all())
+
+
+async def get_pending_job(session: AsyncSession, *, product: str, sequence_key: str, kind: str) -> Job | None:
+    query = select(Job).where(
+        Job.product == product, Job.sequence_key == sequence_key, Job.kind == kind, Job.state == JobState.PENDING
+    )
+    return (await session.exec(query.order_by(col(Job.id)))).first()
+
+
+async def get_job_by_dedupe_key(session: AsyncSession, *, product: str, dedupe_key: str) -> Job | None:
+    query = select(Job).where(Job.product == product, Job.dedupe_key == dedupe_key)
+    return (await session.exec(query)).first()
