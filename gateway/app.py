@@ -41,7 +41,7 @@ from tenants.secretbox import SecretBox
 log = structlog.get_logger(__name__)
 
 
-def _adapter_context(settings: Settings) -> Callable[[str, ProductConfig], AdapterContext]:
+def adapter_context(settings: Settings) -> Callable[[str, ProductConfig], AdapterContext]:
     def context_for(slug: str, product: ProductConfig) -> AdapterContext:
         return AdapterContext(
             product=slug,
@@ -89,7 +89,7 @@ def create_app(
         database = Database(settings.database_url)
         shared_store = store or open_store(settings.redis_url)
         http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False)
-        adapters = build_adapters(settings.products, context_for=_adapter_context(settings), factories=adapter_factories)
+        adapters = build_adapters(settings.products, context_for=adapter_context(settings), factories=adapter_factories)
         products = {slug: Product(slug, config, adapters[slug]) for slug, config in settings.products.items()}
         instance_jobs = InstanceJobs(
             database=database,
