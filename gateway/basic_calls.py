@@ -186,19 +186,20 @@ class BasicCalls:
         limit = asyncio.Semaphore(DESCRIBE_CONCURRENCY)
 
         async def describe(instance: Instance) -> dict[str, Any]:
-            app_info = None
+            # What the adapter says now wins; what provisioning stored (the password) fills the rest.
+            described: dict[str, str] = {}
             if product.reaches_adapter(is_test=instance.is_test):
                 async with limit:
                     try:
-                        described = await asyncio.wait_for(
+                        app_info = await asyncio.wait_for(
                             product.adapter.describe(product.ref(instance)), timeout=self._remaining(deadline)
                         )
-                        app_info = app_info_fields(described) if described is not None else None
+                        described = app_info_fields(app_info) if app_info is not None else {}
                     except Exception as exc:  # a slow or broken adapter falls back to what was stored
                         log.warning("describe_failed", product=product.slug, instance_id=instance.instance_id,
                                     error=type(exc).__name__)
-            app_info = app_info or self._instance_jobs.answered_app_info(instance.app_info)
-            return {"instanceId": instance.instance_id, "appInfo": app_info}
+            stored = self._instance_jobs.answered_app_info(instance.app_info) or {}
+            return {"instanceId": instance.instance_id, "appInfo": {**stored, **described}}
 
         info = await asyncio.gather(*(describe(instance) for instance in shown))
         return Answer(ResultCode.SUCCESS, {"info": list(info)})

@@ -134,15 +134,15 @@ def settings(backend: Backend, tmp_path: Path) -> Settings:
         auto_migrate=False,
         job_poll_interval_s=0.05,
         job_lease_s=5,
-        products={"alpha": product("Alpha", ALPHA_KEY), "beta": product("Beta", BETA_KEY, answer_deadline_s=1.0)},
+        products={"alpha": product("Alpha", ALPHA_KEY), "beta": product("Beta", BETA_KEY, answer_deadline_s=1.0, sign_responses=True)},
     )
 
 
 @pytest.fixture
 async def app(settings: Settings, behaviours: dict[str, Behaviour], store: Store) -> AsyncIterator[Starlette]:
     application = create_app(settings, adapter_factories={"recording": recording_factory(behaviours)}, store=store)
-    async with LifespanManager(application) as manager:
-        yield manager.app  # type: ignore[misc]
+    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
+        yield application
 
 
 @pytest.fixture

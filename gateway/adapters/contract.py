@@ -40,7 +40,7 @@ class AdapterConfigError(AdapterError):
     code = "adapter_config"
 
 
-class RetryLater(AdapterError):
+class RetryLater(AdapterError):  # noqa: N818 - reads as the instruction it is
     """A passing failure: MarketGate retries the same request later, with backoff."""
 
     code = "retry_later"
@@ -59,7 +59,7 @@ class Refusal(enum.StrEnum):
     EMAIL_DOMAIN_TAKEN = "000107"
 
 
-class Refused(AdapterError):
+class Refused(AdapterError):  # noqa: N818 - reads as the outcome it is
     """The adapter refuses a new purchase for good; the buyer's order fails with `refusal`."""
 
     code = "refused"
@@ -185,8 +185,11 @@ class Adapter(Protocol):
     """One product's side of the marketplace's production calls."""
 
     contract_version: ClassVar[int]
-    handles_test_calls: ClassVar[bool]
-    """False: MarketGate answers the marketplace's debug calls (testFlag 1) from its own records."""
+
+    @property
+    def handles_test_calls(self) -> bool:
+        """False: MarketGate answers the marketplace's debug calls (testFlag 1) from its own records."""
+        ...
 
     async def provision(self, request: ProvisionRequest) -> AppInfo:
         """Create the instance (idempotent per instance id); raise `Refused` to refuse it."""

@@ -7,6 +7,12 @@ from sqlmodel import SQLModel
 import tenants.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 config = context.config
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Leave alone tables MarketGate does not own (adapters may keep theirs in the same database)."""
+    return not (type_ == "table" and reflected and compare_to is None)
+
 url = config.attributes["database_url"]
 engine = create_engine(url)
 try:
@@ -16,6 +22,7 @@ try:
             target_metadata=SQLModel.metadata,
             render_as_batch=url.get_backend_name() == "sqlite",
             compare_type=True,
+            include_object=include_object,
         )
         with context.begin_transaction():
             context.run_migrations()

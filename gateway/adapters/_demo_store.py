@@ -1,0 +1,171 @@
+"""The demo product's own table, `demo_workspaces`, and the few queries it needs.
+
+The table lives in its own `MetaData`, apart from MarketGate's tables: the demo product owns
+its data, creates its table on first use and never reads the gateway's rows.
+"""
+
+import asyncio
+import enum
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, event, func, select
+from sqlalchemy.engine import CursorResult, RowMapping
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from gateway.adapters.contract import RetryLater
+from tenants.database import async_url
+
+metadata = MetaData()
+
+demo_workspaces = Table(
+    "demo_workspaces",
+    metadata,
+    Column("product", String(64), primary_key=True),
+    Column("instance_id", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("sku_code", String(64)),
+    Column("product_name", String(256)),
+    Column("linear_value", Integer),
+    Column("expire_time", DateTime(timezone=True)),
+    Column("admin_user", String(64)),
+    Column("admin_password_hash", String(256)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
+class WorkspaceStatus(enum.StrEnum):
+    ACTIVE = "active"
+    FROZEN = "frozen"
+    RELEASED = "released"
+
+
+LIVE_STATUSES = (WorkspaceStatus.ACTIVE, WorkspaceStatus.FROZEN)
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """One row of `demo_workspaces`; times are UTC-aware."""
+
+    product: str
+    instance_id: str
+    status: WorkspaceStatus
+    sku_code: str | None
+    product_name: str | None
+    linear_value: int | None
+    expire_time: datetime | None
+    admin_user: str | None
+    admin_password_hash: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """UTC-aware; naive times (SQLite gives them back so) are taken as UTC."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _workspace(row: RowMapping) -> Workspace:
+    values = dict(row)
+    values["status"] = WorkspaceStatus(values["status"])
+    for name in ("expire_time", "created_at", "updated_at"):
+        values[name] = as_utc(values[name])
+    return Workspace(**values)
+
+
+def _stored(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Column values ready to write: times in UTC, since SQLite keeps no offset."""
+    return {name: as_utc(value) if isinstance(value, datetime) else value for name, value in values.items()}
+
+
+class WorkspaceStore:
+    """The demo product's database access; the table is created on first use."""
+
+    def __init__(self, database_url: str) -> None:
+        self._engine: AsyncEngine = create_async_engine(async_url(database_url))
+        if self._engine.dialect.name == "sqlite":
+            event.listen(self._engine.sync_engine, "connect", _sqlite_busy_timeout)
+        self._schema_ready = False
+        self._schema_lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction; a database that does not answer means "retry later"."""
+        try:
+            await self._ensure_schema()
+            async with self._engine.begin() as connection:
+                yield connection
+        except (OperationalError, OSError) as exc:
+            raise RetryLater(f"demo database unavailable: {type(exc).__name__}") from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise RetryLater("demo database connection lost") from exc
+            raise
+
+    async def _ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        async with self._schema_lock:
+            if not self._schema_ready:
+                async with self._engine.begin() as connection:
+                    await connection.run_sync(metadata.create_all)
+                self._schema_ready = True
+
+    async def get(self, *, product: str, instance_id: str) -> Workspace | None:
+        query = select(demo_workspaces).where(
+            demo_workspaces.c.product == product, demo_workspaces.c.instance_id == instance_id
+        )
+        async with self._connection() as connection:
+            row = (await connection.execute(query)).mappings().first()
+        return _workspace(row) if row is not None else None
+
+    async def count_live(self, *, product: str) -> int:
+        query = (
+            select(func.count())
+            .select_from(demo_workspaces)
+            .where(demo_workspaces.c.product == product, demo_workspaces.c.status.in_(list(LIVE_STATUSES)))
+        )
+        async with self._connection() as connection:
+            return int((await connection.execute(query)).scalar_one())
+
+    async def insert(self, workspace: Workspace) -> bool:
+        """Add the workspace; False if a row for the same instance already exists."""
+        values = _stored(asdict(workspace))
+        try:
+            async with self._connection() as connection:
+                await connection.execute(demo_workspaces.insert().values(**values))
+        except IntegrityError:
+            return False
+        return True
+
+    async def update(self, *, product: str, instance_id: str, changes: Mapping[str, Any]) -> bool:
+        """Change columns of one row; False if there is no such row."""
+        statement = (
+            demo_workspaces.update()
+            .where(demo_workspaces.c.product == product, demo_workspaces.c.instance_id == instance_id)
+            .values(**_stored(changes))
+        )
+        async with self._connection() as connection:
+            result = await connection.execute(statement)
+        return isinstance(result, CursorResult) and result.rowcount > 0
+
+    async def dispose(self) -> None:
+        await self._engine.dispose()
+
+
+def _sqlite_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
+    # The gateway writes to the same file: wait for its lock instead of failing at once.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()

@@ -1,0 +1,384 @@
+"""The HTTP adapter: each contract call becomes a signed JSON POST to a backend in any language.
+
+This docstring is the wire format backend authors implement.
+
+Settings (`[products.<slug>.adapter_settings]`):
+
+- `url`: the backend's http(s) base URL, without credentials, query or fragment.
+- `secret`, or `secret_env` naming an environment variable that holds it: the shared
+  signing secret, at least 16 characters.
+- `timeout_s` (default 2.5): the whole-request deadline, in seconds.
+- `handles_test_calls` (default false): whether the marketplace's debug calls reach the backend.
+
+Requests. `POST {url}/marketgate/v1/{operation}`, where `operation` is one of `provision`,
+`renew`, `set_status`, `release`, `upgrade`, `check_change`, `describe`. The body is UTF-8
+JSON, keys in camelCase, times as ISO-8601 UTC (`2030-01-31T00:00:00Z`), absent values as null:
+
+    instance     {"product": str, "instanceId": str, "isTest": bool}
+    order        {"orderId", "orderLineId", "orderType", "chargingMode", "periodType",
+                  "periodNumber": int, "expireTime": time, "productId", "skuCode",
+                  "productName", "linearValue": int,
+                  "buyer": {"customerId", "customerName", "customerRealName",
+                            "customerType": int, "userId", "userName", "mobilePhone", "email"},
+                  "extendParams": {str: str}}
+
+    provision     {"instance", "order": order | null}
+    renew         {"instance", "scene", "orderId", "expireTime": time, "productId"}
+    set_status    {"instance", "frozen": bool}
+    release       {"instance"}
+    upgrade       {"instance", "order": order | null}
+    check_change  {"instance", "productId", "skuCode", "productName", "linearValue": int | null}
+    describe      {"instance"}
+
+Headers:
+
+- `x-marketgate-timestamp`: milliseconds since the Unix epoch, when the request was signed.
+- `x-marketgate-nonce`: random hex, new for every attempt.
+- `x-marketgate-signature`: lowercase hex HMAC-SHA256 with the secret as key over
+  `timestamp + "\\n" + nonce + "\\n" + body` (the body's exact bytes).
+- `x-marketgate-event-id`: hex SHA-256 of `operation + "\\n" + body`: the same for every
+  delivery of the same request, so the backend can recognise repeats.
+- `x-marketgate-product`: the product's slug.
+
+A backend checks the signature and that the timestamp is within five minutes of its clock
+(`verify_backend_signature` does both), and should refuse a nonce it saw in that window.
+Delivery is at least once: every operation must be idempotent.
+
+Answers (any 2xx status; JSON where a body is read; unknown keys are ignored):
+
+- `provision`: `{"appInfo": {"frontEndUrl": str, "adminUrl", "userName", "password", "memo"}}`;
+  to refuse the purchase, status 409 with `{"refusal": "000100".."000107", "message": str}`.
+- `describe`: the same `{"appInfo": ...}`, or `{"appInfo": null}` to keep what provision gave.
+- `check_change`: `{"accepted": bool, "reason": str}`.
+- `renew`, `set_status`, `release`, `upgrade`: the body is not read.
+
+Status 5xx or 429, a timeout or a connection failure make MarketGate retry the same request
+later; any other answer (another 4xx, a redirect, malformed JSON) is a `BackendContractError`,
+also retried and logged, since it is a bug to fix on one side or the other.
+"""
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import fields, is_dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from gateway.adapters.contract import (
+    AdapterConfigError,
+    AdapterContext,
+    AdapterError,
+    AppInfo,
+    ChangeCheckRequest,
+    ChangeDecision,
+    InstanceRef,
+    ProvisionRequest,
+    Refusal,
+    Refused,
+    RenewRequest,
+    RetryLater,
+    StatusRequest,
+    UpgradeRequest,
+)
+
+__all__ = [
+    "BackendContractError",
+    "HttpAdapter",
+    "HttpAdapterSettings",
+    "sign_request",
+    "verify_backend_signature",
+    "wire_body",
+]
+
+Operation = Literal["provision", "renew", "set_status", "release", "upgrade", "check_change", "describe"]
+
+MIN_SECRET_LENGTH = 16
+SIGNATURE_WINDOW_MS = 300_000
+_MESSAGE_LIMIT = 200
+
+
+class BackendContractError(AdapterError):
+    """The backend answered something the wire format does not allow."""
+
+    code = "backend_contract"
+
+
+# -- signing: pure functions, shared by MarketGate and Python backends ---------------------------------
+
+
+def sign_request(secret: str, timestamp: str, nonce: str, body: bytes) -> str:
+    """The `x-marketgate-signature` of a request: hex HMAC-SHA256 over timestamp, nonce and body."""
+    message = timestamp.encode("ascii") + b"\n" + nonce.encode("ascii") + b"\n" + body
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def verify_backend_signature(
+    secret: str,
+    timestamp: str,
+    nonce: str,
+    body: bytes,
+    signature: str,
+    now_ms: int,
+    window_ms: int = SIGNATURE_WINDOW_MS,
+) -> bool:
+    """True when `signature` signs this exact request and `timestamp` is within `window_ms` of now.
+
+    For backends written in Python: pass the three headers as received, the raw body bytes and
+    the current time in milliseconds. Replayed nonces are the backend's to refuse.
+    """
+    if not (timestamp.isascii() and timestamp.isdigit() and nonce.isascii() and nonce):
+        return False
+    if abs(now_ms - int(timestamp)) > window_ms:
+        return False
+    expected = sign_request(secret, timestamp, nonce, body)
+    return hmac.compare_digest(expected.encode("ascii"), signature.strip().lower().encode("utf-8", "replace"))
+
+
+# -- the request body -----------------------------------------------------------------------------------
+
+
+def _wire_time(moment: datetime) -> str:
+    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return utc.isoformat().replace("+00:00", "Z")
+
+
+def _wire_value(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {to_camel(item.name): _wire_value(getattr(value, item.name)) for item in fields(value)}
+    if isinstance(value, datetime):
+        return _wire_time(value)
+    if isinstance(value, Mapping):
+        # extendParams keep the marketplace's own names.
+        return {str(key): _wire_value(item) for key, item in value.items()}
+    return value
+
+
+def wire_body(request: object) -> bytes:
+    """The JSON body for a request dataclass (or `{"instance": ...}` for an InstanceRef)."""
+    payload = {"instance": _wire_value(request)} if isinstance(request, InstanceRef) else _wire_value(request)
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def event_id(operation: str, body: bytes) -> str:
+    """The `x-marketgate-event-id`: stable across deliveries of the same request."""
+    return hashlib.sha256(operation.encode("ascii") + b"\n" + body).hexdigest()
+
+
+# -- settings -------------------------------------------------------------------------------------------
+
+
+class HttpAdapterSettings(BaseModel):
+    """The HTTP adapter's settings; unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    secret: SecretStr | None = None
+    secret_env: str | None = Field(default=None, min_length=1)
+    timeout_s: float = Field(default=2.5, gt=0, le=60)
+    handles_test_calls: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _plain_http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not carry credentials; use secret or secret_env")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment")
+        return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_secret_source(self) -> "HttpAdapterSettings":
+        if (self.secret is None) == (self.secret_env is None):
+            raise ValueError("give exactly one of secret and secret_env")
+        return self
+
+    def resolved_secret(self) -> str:
+        """The signing secret, read from the environment if so configured."""
+        if self.secret is not None:
+            secret = self.secret.get_secret_value()
+        else:
+            assert self.secret_env is not None  # ensured by _one_secret_source
+            secret = os.environ.get(self.secret_env, "")
+            if not secret:
+                raise AdapterConfigError(f"environment variable {self.secret_env!r} is not set")
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise AdapterConfigError(f"the secret must have at least {MIN_SECRET_LENGTH} characters")
+        return secret
+
+
+def _settings(settings: Mapping[str, Any]) -> HttpAdapterSettings:
+    try:
+        return HttpAdapterSettings.model_validate(dict(settings))
+    except ValidationError as exc:
+        # Never echo input values: one of them may be the secret.
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False, include_context=False)
+        )
+        raise AdapterConfigError(f"invalid http adapter settings: {problems}") from exc
+
+
+# -- answers --------------------------------------------------------------------------------------------
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="ignore", alias_generator=to_camel, frozen=True)
+
+
+class _WireAppInfo(_Answer):
+    front_end_url: str = Field(min_length=1, max_length=512)
+    admin_url: str | None = None
+    user_name: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    memo: str | None = None
+
+
+class _AppInfoAnswer(_Answer):
+    app_info: _WireAppInfo | None
+
+
+class _ChangeAnswer(_Answer):
+    accepted: bool
+    reason: str = ""
+
+
+class _RefusalAnswer(_Answer):
+    refusal: Refusal
+    message: str = ""
+
+
+AnswerT = TypeVar("AnswerT", bound=_Answer)
+
+
+# -- the adapter ----------------------------------------------------------------------------------------
+
+
+class HttpAdapter:
+    """Forwards every contract call to a backend over signed HTTP; see the module docstring."""
+
+    contract_version: ClassVar[int] = 1
+    handles_test_calls: bool
+
+    def __init__(
+        self,
+        settings: Mapping[str, Any],
+        context: AdapterContext,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = _settings(settings)
+        self.context = context
+        self.handles_test_calls = self.settings.handles_test_calls
+        self._secret = self.settings.resolved_secret()
+        self._client = httpx.AsyncClient(
+            base_url=self.settings.url,
+            timeout=httpx.Timeout(self.settings.timeout_s),
+            transport=transport,
+            follow_redirects=False,
+            headers={"user-agent": "MarketGate-http-adapter/1"},
+        )
+
+    def __repr__(self) -> str:
+        return f"HttpAdapter(product={self.context.product!r}, url={self.settings.url!r})"
+
+    def _safe(self, text: str) -> str:
+        """Backend text fit for a message: short, and without the secret should it be echoed."""
+        return text.replace(self._secret, "***")[:_MESSAGE_LIMIT]
+
+    async def _post(self, operation: Operation, request: object) -> httpx.Response:
+        body = wire_body(request)
+        timestamp = str(time.time_ns() // 1_000_000)
+        nonce = secrets.token_hex(16)
+        headers = {
+            "content-type": "application/json",
+            "x-marketgate-timestamp": timestamp,
+            "x-marketgate-nonce": nonce,
+            "x-marketgate-signature": sign_request(self._secret, timestamp, nonce, body),
+            "x-marketgate-event-id": event_id(operation, body),
+            "x-marketgate-product": self.context.product,
+        }
+        try:
+            async with asyncio.timeout(self.settings.timeout_s):
+                response = await self._client.post(f"/marketgate/v1/{operation}", content=body, headers=headers)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise RetryLater(f"backend timed out on {operation} after {self.settings.timeout_s}s") from exc
+        except httpx.TransportError as exc:
+            raise RetryLater(f"backend unreachable on {operation}: {type(exc).__name__}") from exc
+        if response.status_code >= 500 or response.status_code == 429:
+            raise RetryLater(f"backend answered {response.status_code} to {operation}")
+        return response
+
+    def _expect_success(self, operation: Operation, response: httpx.Response) -> None:
+        if not response.is_success:
+            raise BackendContractError(f"backend answered {response.status_code} to {operation}")
+
+    def _read(self, operation: Operation, content: bytes, model: type[AnswerT]) -> AnswerT:
+        try:
+            return model.model_validate_json(content)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}"
+                for error in exc.errors(include_url=False, include_input=False, include_context=False)
+            )
+            raise BackendContractError(self._safe(f"malformed answer to {operation}: {problems}")) from exc
+
+    def _parse(self, operation: Operation, response: httpx.Response, model: type[AnswerT]) -> AnswerT:
+        self._expect_success(operation, response)
+        return self._read(operation, response.content, model)
+
+    @staticmethod
+    def _app_info(wire: _WireAppInfo) -> AppInfo:
+        return AppInfo(
+            front_end_url=wire.front_end_url,
+            admin_url=wire.admin_url,
+            user_name=wire.user_name,
+            password=wire.password,
+            memo=wire.memo,
+        )
+
+    async def provision(self, request: ProvisionRequest) -> AppInfo:
+        response = await self._post("provision", request)
+        if response.status_code == 409:
+            refusal = self._read("provision", response.content, _RefusalAnswer)
+            raise Refused(refusal.refusal, self._safe(refusal.message) or "refused by the backend")
+        answer = self._parse("provision", response, _AppInfoAnswer)
+        if answer.app_info is None:
+            raise BackendContractError("malformed answer to provision: appInfo is null")
+        return self._app_info(answer.app_info)
+
+    async def renew(self, request: RenewRequest) -> None:
+        self._expect_success("renew", await self._post("renew", request))
+
+    async def set_status(self, request: StatusRequest) -> None:
+        self._expect_success("set_status", await self._post("set_status", request))
+
+    async def release(self, instance: InstanceRef) -> None:
+        self._expect_success("release", await self._post("release", instance))
+
+    async def upgrade(self, request: UpgradeRequest) -> None:
+        self._expect_success("upgrade", await self._post("upgrade", request))
+
+    async def check_change(self, request: ChangeCheckRequest) -> ChangeDecision:
+        answer = self._parse("check_change", await self._post("check_change", request), _ChangeAnswer)
+        return ChangeDecision(accepted=answer.accepted, reason=self._safe(answer.reason))
+
+    async def describe(self, instance: InstanceRef) -> AppInfo | None:
+        answer = self._parse("describe", await self._post("describe", instance), _AppInfoAnswer)
+        return self._app_info(answer.app_info) if answer.app_info is not None else None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,462 @@
+"""The HTTP adapter against a real backend app reached through an ASGI transport."""
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.adapters.contract import (
+    Adapter,
+    AdapterConfigError,
+    AdapterContext,
+    AdapterError,
+    AppInfo,
+    Buyer,
+    ChangeCheckRequest,
+    ChangeDecision,
+    InstanceRef,
+    Order,
+    ProvisionRequest,
+    Refusal,
+    Refused,
+    RenewRequest,
+    RetryLater,
+    StatusRequest,
+    UpgradeRequest,
+)
+from gateway.adapters.http import BackendContractError, HttpAdapter, sign_request, verify_backend_signature
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "backend-shared-secret-0123456789"
+CONTEXT = AdapterContext(
+    product="notes",
+    product_name="Notes",
+    public_url="https://marketgate.example.com",
+    database_url="sqlite:///unused.db",
+    data_dir="/tmp/unused",
+)
+INSTANCE = InstanceRef(product="notes", instance_id="inst-1", is_test=False)
+INSTANCE_WIRE = {"product": "notes", "instanceId": "inst-1", "isTest": False}
+APP_INFO_WIRE = {
+    "frontEndUrl": "https://notes.example.com/inst-1",
+    "adminUrl": "https://notes.example.com/inst-1/admin",
+    "userName": "admin",
+    "password": "initial-Pa55",
+    "memo": "welcome",
+}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class Call:
+    operation: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Backend:
+    """A backend as its authors would write it: verifies every request, then answers."""
+
+    secret: str = SECRET
+    calls: list[Call] = field(default_factory=list)
+    answers: dict[str, Response] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+    def default_answer(self, operation: str) -> Response:
+        if operation in ("provision", "describe"):
+            return JSONResponse({"appInfo": APP_INFO_WIRE})
+        if operation == "check_change":
+            return JSONResponse({"accepted": True, "reason": ""})
+        return Response(status_code=204)
+
+    async def endpoint(self, request: Request) -> Response:
+        body = await request.body()
+        headers = request.headers
+        valid = verify_backend_signature(
+            self.secret,
+            headers.get("x-marketgate-timestamp", ""),
+            headers.get("x-marketgate-nonce", ""),
+            body,
+            headers.get("x-marketgate-signature", ""),
+            now_ms=time.time_ns() // 1_000_000,
+        )
+        if not valid:
+            return JSONResponse({"error": "bad signature"}, status_code=401)
+        operation = request.path_params["operation"]
+        self.calls.append(Call(operation, dict(headers), body))
+        await asyncio.sleep(self.delay_s)
+        return self.answers.get(operation) or self.default_answer(operation)
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/marketgate/v1/{operation}", self.endpoint, methods=["POST"])])
+
+
+@pytest.fixture
+def backend() -> Backend:
+    return Backend()
+
+
+def settings(**changes: Any) -> dict[str, Any]:
+    return {"url": "http://backend.test/", "secret": SECRET} | changes
+
+
+@pytest.fixture
+async def adapter(backend: Backend) -> AsyncIterator[HttpAdapter]:
+    adapter = HttpAdapter(settings(), CONTEXT, transport=httpx.ASGITransport(app=backend.app()))
+    yield adapter
+    await adapter.aclose()
+
+
+async def adapter_with(transport: httpx.AsyncBaseTransport, **changes: Any) -> HttpAdapter:
+    return HttpAdapter(settings(**changes), CONTEXT, transport=transport)
+
+
+ORDER = Order(
+    order_id="CS0001",
+    order_line_id="CS0001-1",
+    order_type="NEW",
+    charging_mode="PERIOD",
+    period_type="month",
+    period_number=1,
+    expire_time=datetime(2030, 1, 31, tzinfo=UTC),
+    product_id="p-1",
+    sku_code="basic",
+    product_name="Notes Basic",
+    linear_value=5,
+    buyer=Buyer(customer_id="c-1", email="buyer@example.com"),
+    extend_params={"emailDomainName": "example.com"},
+)
+ORDER_WIRE = {
+    "orderId": "CS0001",
+    "orderLineId": "CS0001-1",
+    "orderType": "NEW",
+    "chargingMode": "PERIOD",
+    "periodType": "month",
+    "periodNumber": 1,
+    "expireTime": "2030-01-31T00:00:00Z",
+    "productId": "p-1",
+    "skuCode": "basic",
+    "productName": "Notes Basic",
+    "linearValue": 5,
+    "buyer": {
+        "customerId": "c-1",
+        "customerName": None,
+        "customerRealName": None,
+        "customerType": None,
+        "userId": None,
+        "userName": None,
+        "mobilePhone": None,
+        "email": "buyer@example.com",
+    },
+    "extendParams": {"emailDomainName": "example.com"},
+}
+
+
+async def test_every_operation_reaches_the_backend_signed(adapter: HttpAdapter, backend: Backend) -> None:
+    app_info = await adapter.provision(ProvisionRequest(instance=INSTANCE, order=ORDER))
+    await adapter.renew(RenewRequest(INSTANCE, "trial_to_formal", "CS0002", datetime(2031, 1, 1, tzinfo=UTC), "p-1"))
+    await adapter.set_status(StatusRequest(instance=INSTANCE, frozen=True))
+    await adapter.upgrade(UpgradeRequest(instance=INSTANCE, order=None))
+    decision = await adapter.check_change(ChangeCheckRequest(INSTANCE, "p-1", "pro", "Notes Pro", 10))
+    described = await adapter.describe(INSTANCE)
+    await adapter.release(INSTANCE)
+
+    expected_app_info = AppInfo(
+        front_end_url=APP_INFO_WIRE["frontEndUrl"],
+        admin_url=APP_INFO_WIRE["adminUrl"],
+        user_name="admin",
+        password="initial-Pa55",
+        memo="welcome",
+    )
+    assert app_info == expected_app_info
+    assert described == expected_app_info
+    assert decision == ChangeDecision(accepted=True, reason="")
+    assert [(call.operation, call.json) for call in backend.calls] == [
+        ("provision", {"instance": INSTANCE_WIRE, "order": ORDER_WIRE}),
+        (
+            "renew",
+            {
+                "instance": INSTANCE_WIRE,
+                "scene": "trial_to_formal",
+                "orderId": "CS0002",
+                "expireTime": "2031-01-01T00:00:00Z",
+                "productId": "p-1",
+            },
+        ),
+        ("set_status", {"instance": INSTANCE_WIRE, "frozen": True}),
+        ("upgrade", {"instance": INSTANCE_WIRE, "order": None}),
+        (
+            "check_change",
+            {
+                "instance": INSTANCE_WIRE,
+                "productId": "p-1",
+                "skuCode": "pro",
+                "productName": "Notes Pro",
+                "linearValue": 10,
+            },
+        ),
+        ("describe", {"instance": INSTANCE_WIRE}),
+        ("release", {"instance": INSTANCE_WIRE}),
+    ]
+    for call in backend.calls:
+        assert call.headers["content-type"] == "application/json"
+        assert call.headers["x-marketgate-product"] == "notes"
+        expected_event_id = hashlib.sha256(call.operation.encode() + b"\n" + call.body).hexdigest()
+        assert call.headers["x-marketgate-event-id"] == expected_event_id
+
+
+async def test_event_id_is_stable_across_deliveries_and_nonces_are_not(adapter: HttpAdapter, backend: Backend) -> None:
+    request = ProvisionRequest(instance=INSTANCE, order=ORDER)
+    await adapter.provision(request)
+    await adapter.provision(request)
+
+    first, second = backend.calls
+    assert first.headers["x-marketgate-event-id"] == second.headers["x-marketgate-event-id"]
+    assert first.headers["x-marketgate-nonce"] != second.headers["x-marketgate-nonce"]
+
+
+async def test_naive_times_are_sent_as_utc(adapter: HttpAdapter, backend: Backend) -> None:
+    await adapter.renew(RenewRequest(INSTANCE, "renew", "CS3", datetime(2031, 5, 6, 7, 8, 9), None))
+
+    assert backend.calls[0].json["expireTime"] == "2031-05-06T07:08:09Z"
+
+
+async def test_describe_may_answer_no_app_info(adapter: HttpAdapter, backend: Backend) -> None:
+    backend.answers["describe"] = JSONResponse({"appInfo": None})
+
+    assert await adapter.describe(INSTANCE) is None
+
+
+async def test_409_refuses_the_purchase(adapter: HttpAdapter, backend: Backend) -> None:
+    backend.answers["provision"] = JSONResponse({"refusal": "000106", "message": "sold out"}, status_code=409)
+
+    with pytest.raises(Refused) as refused:
+        await adapter.provision(ProvisionRequest(instance=INSTANCE, order=None))
+
+    assert refused.value.refusal is Refusal.SOLD_OUT
+    assert refused.value.message == "sold out"
+
+
+async def test_409_with_an_unknown_refusal_is_a_contract_error(adapter: HttpAdapter, backend: Backend) -> None:
+    backend.answers["provision"] = JSONResponse({"refusal": "999999", "message": "?"}, status_code=409)
+
+    with pytest.raises(BackendContractError, match="malformed answer to provision: refusal"):
+        await adapter.provision(ProvisionRequest(instance=INSTANCE, order=None))
+
+
+async def test_409_outside_provision_is_a_contract_error(adapter: HttpAdapter, backend: Backend) -> None:
+    backend.answers["renew"] = JSONResponse({"refusal": "000100"}, status_code=409)
+
+    with pytest.raises(BackendContractError, match="backend answered 409 to renew"):
+        await adapter.renew(RenewRequest(INSTANCE, "renew", "CS3", datetime(2031, 1, 1, tzinfo=UTC), None))
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 429])
+async def test_server_errors_mean_retry_later(adapter: HttpAdapter, backend: Backend, status: int) -> None:
+    backend.answers["provision"] = JSONResponse({"error": "busy"}, status_code=status)
+
+    with pytest.raises(RetryLater, match=f"backend answered {status} to provision"):
+        await adapter.provision(ProvisionRequest(instance=INSTANCE, order=None))
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        lambda request: httpx.ReadTimeout("read timed out", request=request),
+        lambda request: httpx.ConnectTimeout("connect timed out", request=request),
+        lambda request: httpx.ConnectError("connection refused", request=request),
+    ],
+)
+async def test_timeouts_and_connection_failures_mean_retry_later(
+    failure: Callable[[httpx.Request], Exception],
+) -> None:
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise failure(request)
+
+    adapter = await adapter_with(httpx.MockTransport(fail))
+    try:
+        with pytest.raises(RetryLater, match=r"backend (timed out|unreachable) on set_status"):
+            await adapter.set_status(StatusRequest(instance=INSTANCE, frozen=False))
+    finally:
+        await adapter.aclose()
+
+
+async def test_a_slow_backend_hits_the_whole_request_deadline(backend: Backend) -> None:
+    backend.delay_s = 1.0
+    adapter = await adapter_with(httpx.ASGITransport(app=backend.app()), timeout_s=0.05)
+    try:
+        with pytest.raises(RetryLater, match=r"backend timed out on describe after 0\.05s"):
+            await adapter.describe(INSTANCE)
+    finally:
+        await adapter.aclose()
+
+
+@pytest.mark.parametrize(
+    ("operation", "answer", "message"),
+    [
+        ("provision", JSONResponse({"error": "bad"}, status_code=400), "backend answered 400 to provision"),
+        ("provision", Response(b"not json", media_type="application/json"), "malformed answer to provision"),
+        ("provision", JSONResponse({"appInfo": {"userName": "x"}}), "appInfo.frontEndUrl: Field required"),
+        ("provision", JSONResponse({"appInfo": None}), "appInfo is null"),
+        ("describe", JSONResponse([1, 2]), "malformed answer to describe"),
+        ("check_change", JSONResponse({"reason": "no"}), "malformed answer to check_change: accepted"),
+        ("check_change", Response(status_code=302, headers={"location": "/x"}), "backend answered 302"),
+    ],
+)
+async def test_answers_outside_the_wire_format_are_contract_errors(
+    adapter: HttpAdapter, backend: Backend, operation: str, answer: Response, message: str
+) -> None:
+    backend.answers[operation] = answer
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
+        "provision": lambda: adapter.provision(ProvisionRequest(instance=INSTANCE, order=None)),
+        "describe": lambda: adapter.describe(INSTANCE),
+        "check_change": lambda: adapter.check_change(ChangeCheckRequest(INSTANCE, "p", "s", "n", None)),
+    }
+
+    with pytest.raises(BackendContractError, match=message) as error:
+        await calls[operation]()
+
+    assert error.value.code == "backend_contract"
+
+
+async def test_a_backend_with_another_secret_refuses_every_call() -> None:
+    other = Backend(secret="another-secret-of-the-backend-42")
+    adapter = await adapter_with(httpx.ASGITransport(app=other.app()))
+    try:
+        with pytest.raises(BackendContractError, match="backend answered 401 to release"):
+            await adapter.release(INSTANCE)
+    finally:
+        await adapter.aclose()
+    assert other.calls == []
+
+
+def test_signature_verification() -> None:
+    body = b'{"instance":{"instanceId":"inst-1"}}'
+    now_ms = 1_900_000_000_000
+    timestamp = str(now_ms - 1_000)
+    signature = sign_request(SECRET, timestamp, "ab12", body)
+
+    assert verify_backend_signature(SECRET, timestamp, "ab12", body, signature, now_ms)
+    assert verify_backend_signature(SECRET, timestamp, "ab12", body, signature.upper(), now_ms)
+    # tampered body, nonce, timestamp or secret
+    assert not verify_backend_signature(
+        SECRET, timestamp, "ab12", body.replace(b"inst-1", b"inst-2"), signature, now_ms
+    )
+    assert not verify_backend_signature(SECRET, timestamp, "ab13", body, signature, now_ms)
+    assert not verify_backend_signature(SECRET, str(now_ms), "ab12", body, signature, now_ms)
+    assert not verify_backend_signature("x" * 32, timestamp, "ab12", body, signature, now_ms)
+    # stale and future timestamps, correctly signed
+    stale = str(now_ms - 300_001)
+    assert not verify_backend_signature(SECRET, stale, "ab12", body, sign_request(SECRET, stale, "ab12", body), now_ms)
+    future = str(now_ms + 300_001)
+    assert not verify_backend_signature(
+        SECRET, future, "ab12", body, sign_request(SECRET, future, "ab12", body), now_ms
+    )
+    edge = str(now_ms - 300_000)
+    assert verify_backend_signature(SECRET, edge, "ab12", body, sign_request(SECRET, edge, "ab12", body), now_ms)
+    # garbage headers
+    assert not verify_backend_signature(SECRET, "12x", "ab12", body, signature, now_ms)
+    assert not verify_backend_signature(SECRET, timestamp, "", body, signature, now_ms)
+    assert not verify_backend_signature(SECRET, timestamp, "ab12", body, "é" * 64, now_ms)
+
+
+async def test_the_secret_never_shows(backend: Backend) -> None:
+    adapter = await adapter_with(httpx.ASGITransport(app=backend.app()))
+    messages: list[str] = [repr(adapter), repr(adapter.settings), str(adapter.settings)]
+    echoing = {
+        "provision": JSONResponse({"refusal": "000100", "message": f"no room for {SECRET}"}, status_code=409),
+        "describe": Response(f"secret is {SECRET}".encode(), media_type="application/json"),
+        "check_change": JSONResponse({"accepted": False, "reason": SECRET}),
+        "renew": JSONResponse({"error": SECRET}, status_code=400),
+    }
+    backend.answers.update(echoing)
+    try:
+        calls: list[Callable[[], Awaitable[object]]] = [
+            lambda: adapter.provision(ProvisionRequest(instance=INSTANCE, order=None)),
+            lambda: adapter.describe(INSTANCE),
+            lambda: adapter.renew(RenewRequest(INSTANCE, "renew", "CS3", datetime(2031, 1, 1, tzinfo=UTC), None)),
+        ]
+        for call in calls:
+            with pytest.raises(AdapterError) as error:
+                await call()
+            messages += [str(error.value), repr(error.value)]
+        messages.append((await adapter.check_change(ChangeCheckRequest(INSTANCE, "p", "s", "n", None))).reason)
+    finally:
+        await adapter.aclose()
+    for bad in (settings(secret=SECRET[:10]), settings(url="ftp://backend.test"), settings(extra=SECRET)):
+        with pytest.raises(AdapterConfigError) as config_error:
+            HttpAdapter(bad, CONTEXT)
+        messages.append(str(config_error.value))
+
+    assert all(SECRET not in message and SECRET[:10] not in message for message in messages), messages
+
+
+async def test_secret_from_the_environment(monkeypatch: pytest.MonkeyPatch, backend: Backend) -> None:
+    monkeypatch.setenv("NOTES_BACKEND_SECRET", SECRET)
+    adapter = HttpAdapter(
+        {"url": "http://backend.test", "secret_env": "NOTES_BACKEND_SECRET"},
+        CONTEXT,
+        transport=httpx.ASGITransport(app=backend.app()),
+    )
+    try:
+        await adapter.release(INSTANCE)
+    finally:
+        await adapter.aclose()
+    assert [call.operation for call in backend.calls] == ["release"]
+
+    monkeypatch.delenv("NOTES_BACKEND_SECRET")
+    with pytest.raises(AdapterConfigError, match="'NOTES_BACKEND_SECRET' is not set"):
+        HttpAdapter({"url": "http://backend.test", "secret_env": "NOTES_BACKEND_SECRET"}, CONTEXT)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"url": "http://backend.test"}, "exactly one of secret and secret_env"),
+        (settings(secret_env="X"), "exactly one of secret and secret_env"),
+        (settings(secret="too-short"), "at least 16 characters"),
+        (settings(url="backend.test"), "url: Value error, must be an http"),
+        (settings(url="https://user:pw@backend.test"), "must not carry credentials"),
+        (settings(url="https://backend.test/?a=1"), "must not have a query"),
+        (settings(timeout_s=0), "timeout_s"),
+        (settings(handles_test_calls="sometimes"), "handles_test_calls"),
+        (settings(retries=3), "retries: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_settings_are_refused(bad: dict[str, Any], message: str) -> None:
+    with pytest.raises(AdapterConfigError, match=message):
+        HttpAdapter(bad, CONTEXT)
+
+
+async def test_factory_signature_and_contract_attributes() -> None:
+    plain = HttpAdapter(settings(), CONTEXT)
+    debug = HttpAdapter(settings(handles_test_calls=True, timeout_s=1), CONTEXT)
+    try:
+        assert isinstance(plain, Adapter)
+        assert HttpAdapter.contract_version == 1
+        assert (plain.handles_test_calls, debug.handles_test_calls) == (False, True)
+        assert plain.settings.url == "http://backend.test"
+    finally:
+        await plain.aclose()
+        await debug.aclose()
