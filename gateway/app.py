@@ -88,7 +88,11 @@ def create_app(
             await asyncio.to_thread(upgrade, settings.database_url)
         database = Database(settings.database_url)
         shared_store = store if store is not None else open_store(settings.redis_url)
-        http = http_client if http_client is not None else httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False)
+        http = (
+            http_client
+            if http_client is not None
+            else httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False)
+        )
         adapters = build_adapters(settings.products, context_for=adapter_context(settings), factories=adapter_factories)
         products = {slug: Product(slug, config, adapters[slug]) for slug, config in settings.products.items()}
         instance_jobs = InstanceJobs(

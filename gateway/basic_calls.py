@@ -147,7 +147,9 @@ class BasicCalls:
 
     async def _provision_job(self, session: Any, product: Product, instance: Instance, *, now: Any) -> Job:
         """The pending provisioning job of `instance`, created if there is none."""
-        existing = await jobs.get_pending_job(session, product=product.slug, sequence_key=_sequence(instance.instance_id), kind="provision")
+        existing = await jobs.get_pending_job(
+            session, product=product.slug, sequence_key=_sequence(instance.instance_id), kind="provision"
+        )
         if existing is not None:
             return existing
         return await jobs.create_job(
@@ -196,8 +198,12 @@ class BasicCalls:
                         )
                         described = app_info_fields(app_info) if app_info is not None else {}
                     except Exception as exc:  # a slow or broken adapter falls back to what was stored
-                        log.warning("describe_failed", product=product.slug, instance_id=instance.instance_id,
-                                    error=type(exc).__name__)
+                        log.warning(
+                            "describe_failed",
+                            product=product.slug,
+                            instance_id=instance.instance_id,
+                            error=type(exc).__name__,
+                        )
             stored = self._instance_jobs.answered_app_info(instance.app_info) or {}
             return {"instanceId": instance.instance_id, "appInfo": {**stored, **described}}
 
@@ -235,13 +241,22 @@ class BasicCalls:
                 "expire_time": expire_time.isoformat(),
                 "product_id": request.product_id,
             }
-            job = await self._follow_up(session, product, instance, kind="renew", payload=payload, dedupe_key=dedupe_key, now=now)
+            job = await self._follow_up(
+                session, product, instance, kind="renew", payload=payload, dedupe_key=dedupe_key, now=now
+            )
         self._start(job)
         return Answer(ResultCode.SUCCESS, instance_id=request.instance_id)
 
     async def _follow_up(
-        self, session: Any, product: Product, instance: Instance, *, kind: str, payload: dict[str, Any],
-        now: Any, dedupe_key: str | None = None,
+        self,
+        session: Any,
+        product: Product,
+        instance: Instance,
+        *,
+        kind: str,
+        payload: dict[str, Any],
+        now: Any,
+        dedupe_key: str | None = None,
     ) -> Job:
         return await jobs.create_job(
             session,
@@ -267,11 +282,17 @@ class BasicCalls:
             if instance.status is target:
                 return Answer(ResultCode.SUCCESS, reason="already in that state", instance_id=request.instance_id)
             await instances.change_status(
-                session, instance=instance, status=target, activity="updateInstanceStatus", now=now,
-                request_id=request_id, detail={"status": request.status.value},
+                session,
+                instance=instance,
+                status=target,
+                activity="updateInstanceStatus",
+                now=now,
+                request_id=request_id,
+                detail={"status": request.status.value},
             )
-            job = await self._follow_up(session, product, instance, kind="set_status",
-                                        payload={"instance_id": instance.instance_id}, now=now)
+            job = await self._follow_up(
+                session, product, instance, kind="set_status", payload={"instance_id": instance.instance_id}, now=now
+            )
         self._start(job)
         return Answer(ResultCode.SUCCESS, instance_id=request.instance_id)
 
@@ -286,11 +307,17 @@ class BasicCalls:
             if instance.status is InstanceStatus.RELEASED:
                 return Answer(ResultCode.SUCCESS, reason="already released", instance_id=request.instance_id)
             await instances.change_status(
-                session, instance=instance, status=InstanceStatus.RELEASED, activity="releaseInstance", now=now,
-                request_id=request_id, detail={"orderId": request.order_id} if request.order_id else None,
+                session,
+                instance=instance,
+                status=InstanceStatus.RELEASED,
+                activity="releaseInstance",
+                now=now,
+                request_id=request_id,
+                detail={"orderId": request.order_id} if request.order_id else None,
             )
-            job = await self._follow_up(session, product, instance, kind="release",
-                                        payload={"instance_id": instance.instance_id}, now=now)
+            job = await self._follow_up(
+                session, product, instance, kind="release", payload={"instance_id": instance.instance_id}, now=now
+            )
         self._start(job)
         return Answer(ResultCode.SUCCESS, instance_id=request.instance_id)
 
@@ -306,13 +333,21 @@ class BasicCalls:
             job = await jobs.get_job_by_dedupe_key(session, product=product.slug, dedupe_key=dedupe_key)
             if job is None:
                 await instances.record_event(
-                    session, instance=instance, activity="upgradeInstance", now=now, request_id=request_id,
+                    session,
+                    instance=instance,
+                    activity="upgradeInstance",
+                    now=now,
+                    request_id=request_id,
                     detail={"orderId": request.order_id, "orderLineId": request.order_line_id},
                 )
-                payload = {"instance_id": instance.instance_id, "order_id": request.order_id,
-                           "order_line_id": request.order_line_id}
-                job = await self._follow_up(session, product, instance, kind="upgrade", payload=payload,
-                                            dedupe_key=dedupe_key, now=now)
+                payload = {
+                    "instance_id": instance.instance_id,
+                    "order_id": request.order_id,
+                    "order_line_id": request.order_line_id,
+                }
+                job = await self._follow_up(
+                    session, product, instance, kind="upgrade", payload=payload, dedupe_key=dedupe_key, now=now
+                )
         await self._wait(self._start(job) if job.state is JobState.PENDING else None, deadline)
         async with self._database.reader() as session:
             state = await jobs.get_job_by_dedupe_key(session, product=product.slug, dedupe_key=dedupe_key)
@@ -346,6 +381,8 @@ class BasicCalls:
         if decision.accepted:
             return Answer(ResultCode.SUCCESS, instance_id=request.instance_id)
         return Answer(
-            ResultCode.BAD_PARAMETER, message=decision.reason or "change refused",
-            instance_id=request.instance_id, reason=f"change refused: {decision.reason}"[:512],
+            ResultCode.BAD_PARAMETER,
+            message=decision.reason or "change refused",
+            instance_id=request.instance_id,
+            reason=f"change refused: {decision.reason}"[:512],
         )

@@ -1,12 +1,14 @@
 """The `marketgate` command: serve, check a products file, migrate, run the demo."""
 
 import asyncio
+import contextlib
 import secrets
 import sys
 from pathlib import Path
 
 import click
 import uvicorn
+from starlette.types import ASGIApp
 
 from gateway.app import create_app
 from gateway.logs import configure_logging
@@ -45,8 +47,12 @@ def serve(host: str, port: int, no_migrate: bool) -> None:
 
 
 @main.command("check-config")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Products file to check (default: MARKETGATE_CONFIG).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Products file to check (default: MARKETGATE_CONFIG).",
+)
 def check_config(config_path: Path | None) -> None:
     """Validate the settings and the products file, and load every adapter, without serving."""
     from gateway.adapters.registry import build_adapters
@@ -60,8 +66,9 @@ def check_config(config_path: Path | None) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     for slug, product in settings.products.items():
-        click.echo(f"ok  {slug:<24} {product.name}  adapter={product.adapter}  "
-                   f"address={settings.public_url}/koogallery/{slug}")
+        click.echo(
+            f"ok  {slug:<24} {product.name}  adapter={product.adapter}  address={settings.public_url}/koogallery/{slug}"
+        )
     asyncio.run(_close_all(list(adapters.values())))
 
 
@@ -88,10 +95,20 @@ def db_upgrade() -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=int,
-              help="Port of MarketGate; the local stand-in of the marketplace's open API takes the next one.")
-@click.option("--data-dir", default=Path(".marketgate"), show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Where the demo keeps its database and keys.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=int,
+    help="Port of MarketGate; the local stand-in of the marketplace's open API takes the next one.",
+)
+@click.option(
+    "--data-dir",
+    default=Path(".marketgate"),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the demo keeps its database and keys.",
+)
 def demo(host: str, port: int, data_dir: Path) -> None:
     """Run MarketGate with a demo product on the embedded default (SQLite, in-memory store).
 
@@ -149,20 +166,27 @@ def _demo_keys(path: Path) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
-def _run_servers(settings: Settings, apps: list[tuple[object, str, int]]) -> None:
+def _run_servers(settings: Settings, apps: list[tuple[ASGIApp, str, int]]) -> None:
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     servers = [
-        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,  # type: ignore[arg-type]
-                                      log_level="warning", lifespan="on"))
+        uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                log_level="warning",
+                lifespan="on",
+            )
+        )
         for app, host, port in apps
     ]
 
     async def serve_all() -> None:
         await asyncio.gather(*(server.serve() for server in servers))
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_all())
-    except KeyboardInterrupt:
-        pass
     if any(not server.started for server in servers):
         sys.exit(3)

@@ -34,7 +34,7 @@ from tenants.secretbox import SecretBox
 
 log = structlog.get_logger(__name__)
 
-PASSWORD_PURPOSE = "instance-admin-password"
+PASSWORD_PURPOSE = "instance-admin-password"  # noqa: S105 - a label, not a password
 
 
 class InstanceJobs:

@@ -27,7 +27,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9-]{1,48}$")
 DEFAULT_DATA_DIR = Path(".marketgate")
-DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use"
+DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use"  # noqa: S105 - refused in production
 _PLACEHOLDERS = ("change-me", "changeme", "placeholder", "example", "secret", "xxx")
 
 
@@ -66,9 +66,7 @@ class ProductConfig(BaseModel):
     max_body_bytes: Annotated[int, Field(gt=0, le=1024 * 1024)] = 64 * 1024
     kit_max_body_bytes: Annotated[int, Field(gt=0, le=64 * 1024 * 1024)] = 10 * 1024 * 1024
     max_users_per_sync: Annotated[int, Field(gt=0, le=100_000)] = 5000
-    open_api_endpoint: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")] = (
-        "https://mkt.myhuaweicloud.com"
-    )
+    open_api_endpoint: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")] = "https://mkt.myhuaweicloud.com"
     open_api_ak: SecretStr | None = None
     open_api_sk: SecretStr | None = None
     rsa_private_key: SecretStr | None = None

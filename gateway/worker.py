@@ -171,7 +171,6 @@ class JobRunner:
             finally:
                 heartbeat.cancel()
 
-
     async def _record_failure(self, job: Job, error: str, *, retry: bool) -> None:
         assert job.id is not None
         async with self._database.transaction() as session:

@@ -12,9 +12,7 @@ async def create_call_log_entry(session: AsyncSession, *, entry: CallLogEntry) -
     session.add(entry)
 
 
-async def list_call_log(
-    session: AsyncSession, *, products: Sequence[str], limit: int = 100
-) -> Sequence[CallLogEntry]:
+async def list_call_log(session: AsyncSession, *, products: Sequence[str], limit: int = 100) -> Sequence[CallLogEntry]:
     query = (
         select(CallLogEntry)
         .where(col(CallLogEntry.product).in_(products))

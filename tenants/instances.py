@@ -36,17 +36,11 @@ async def get_instance(session: AsyncSession, *, product: str, instance_id: str)
 
 async def get_instance_for_update(session: AsyncSession, *, product: str, instance_id: str) -> Instance | None:
     """The instance with its row locked until the transaction ends (PostgreSQL)."""
-    query = (
-        select(Instance)
-        .where(Instance.product == product, Instance.instance_id == instance_id)
-        .with_for_update()
-    )
+    query = select(Instance).where(Instance.product == product, Instance.instance_id == instance_id).with_for_update()
     return (await session.exec(query)).first()
 
 
-async def list_instances_by_ids(
-    session: AsyncSession, *, product: str, instance_ids: Sequence[str]
-) -> list[Instance]:
+async def list_instances_by_ids(session: AsyncSession, *, product: str, instance_ids: Sequence[str]) -> list[Instance]:
     """The instances among `instance_ids`, in the order asked; unknown ids are left out."""
     query = select(Instance).where(Instance.product == product, col(Instance.instance_id).in_(instance_ids))
     found = {instance.instance_id: instance for instance in (await session.exec(query)).all()}
@@ -147,9 +141,7 @@ async def record_event(
     )
 
 
-async def list_instance_events(
-    session: AsyncSession, *, product: str, instance_id: str
-) -> Sequence[InstanceEvent]:
+async def list_instance_events(session: AsyncSession, *, product: str, instance_id: str) -> Sequence[InstanceEvent]:
     query = (
         select(InstanceEvent)
         .where(InstanceEvent.product == product, InstanceEvent.instance_id == instance_id)

@@ -24,7 +24,7 @@ MAX_BACKOFF_S = 600.0
 def backoff_s(attempts: int, *, base_s: float = 1.0) -> float:
     """Exponential backoff with full jitter, capped at ten minutes."""
     ceiling = min(MAX_BACKOFF_S, base_s * 2 ** min(attempts, 20))
-    return random.uniform(ceiling / 2, ceiling)
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not a secret
 
 
 async def create_job(
@@ -73,7 +73,9 @@ async def claim_due_jobs(
     """Lease up to `limit` pending jobs that are due and not leased by a live owner."""
     earlier = aliased(Job)
     waits_for_earlier = exists().where(
-        earlier.sequence_key == Job.sequence_key, earlier.state == JobState.PENDING, earlier.id < Job.id
+        col(earlier.sequence_key) == col(Job.sequence_key),
+        col(earlier.state) == JobState.PENDING,
+        col(earlier.id) < col(Job.id),
     )
     due = (
         select(Job.id)
@@ -98,7 +100,7 @@ async def extend_lease(session: AsyncSession, *, job_id: int, owner: str, until:
     """Keep a running job's lease alive; False if the lease was lost to another owner."""
     result = await session.exec(
         update(Job)
-        .where(col(Job.id) == job_id, col(Job.lease_owner) == owner, Job.state == JobState.PENDING)
+        .where(col(Job.id) == job_id, col(Job.lease_owner) == owner, col(Job.state) == JobState.PENDING)
         .values(lease_until=until)
     )
     return bool(result.rowcount)
@@ -108,7 +110,7 @@ async def complete_job(session: AsyncSession, *, job_id: int, owner: str, now: d
     """Mark a job done if `owner` still holds its lease."""
     result = await session.exec(
         update(Job)
-        .where(col(Job.id) == job_id, col(Job.lease_owner) == owner, Job.state == JobState.PENDING)
+        .where(col(Job.id) == job_id, col(Job.lease_owner) == owner, col(Job.state) == JobState.PENDING)
         .values(state=JobState.DONE, lease_owner=None, lease_until=None, updated_at=now, last_error=None)
     )
     return bool(result.rowcount)

@@ -6,7 +6,7 @@ an unreachable one fails the run, it is never skipped.
 """
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -134,7 +134,10 @@ def settings(backend: Backend, tmp_path: Path) -> Settings:
         auto_migrate=False,
         job_poll_interval_s=0.05,
         job_lease_s=5,
-        products={"alpha": product("Alpha", ALPHA_KEY), "beta": product("Beta", BETA_KEY, answer_deadline_s=1.0, sign_responses=True)},
+        products={
+            "alpha": product("Alpha", ALPHA_KEY),
+            "beta": product("Beta", BETA_KEY, answer_deadline_s=1.0, sign_responses=True),
+        },
     )
 
 
@@ -158,11 +161,19 @@ class Marketplace:
         self.client = client
         self.keys = {"alpha": ALPHA_KEY.encode(), "beta": BETA_KEY.encode()}
 
-    async def basic(self, slug: str, fields: dict[str, object], *, key: bytes | None = None,
-                    now_ms: int | None = None, nonce: str | None = None) -> httpx.Response:
+    async def basic(
+        self,
+        slug: str,
+        fields: dict[str, object],
+        *,
+        key: bytes | None = None,
+        now_ms: int | None = None,
+        nonce: str | None = None,
+    ) -> httpx.Response:
         body = marketplace_body(fields)
-        call = sign_call(CallKind.BASIC, body, key=key or self.keys[slug],
-                         now_ms=now_ms or epoch_ms(datetime.now(UTC)), nonce=nonce)
+        call = sign_call(
+            CallKind.BASIC, body, key=key or self.keys[slug], now_ms=now_ms or epoch_ms(datetime.now(UTC)), nonce=nonce
+        )
         return await self.client.post(f"/koogallery/{slug}", params=call.query, content=body, headers=call.headers)
 
     async def answer(self, slug: str, fields: dict[str, object], **options: object) -> dict[str, object]:
@@ -174,5 +185,5 @@ class Marketplace:
 
 
 @pytest.fixture
-def marketplace(client: httpx.AsyncClient) -> Iterator[Marketplace]:
-    yield Marketplace(client)
+def marketplace(client: httpx.AsyncClient) -> Marketplace:
+    return Marketplace(client)

@@ -61,9 +61,7 @@ class NewInstance(_Request):
 
 class QueryInstance(_Request):
     activity: Literal[Activity.QUERY_INSTANCE]
-    instance_ids_text: Annotated[str, StringConstraints(strict=True, max_length=6600)] = Field(
-        alias="instanceId"
-    )
+    instance_ids_text: Annotated[str, StringConstraints(strict=True, max_length=6600)] = Field(alias="instanceId")
 
     @property
     def instance_ids(self) -> list[str]:

@@ -16,7 +16,8 @@ async def readyz(request: Request) -> Response:
     store_ok = await request.app.state.store.ping()
     ready = database_ok and store_ok
     checks = {"database": "ok" if database_ok else "down", "store": "ok" if store_ok else "down"}
-    return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503)
+    body = {"status": "ok" if ready else "unavailable", "checks": checks}
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 async def metrics(request: Request) -> Response:

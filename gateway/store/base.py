@@ -34,7 +34,8 @@ class StoreWrongTypeError(StoreError):
     code = "store_wrong_type"
 
 
-class StoreLockTimeout(StoreError):
+class StoreLockTimeout(  # noqa: N818 - public name kept; StoreLockTimeoutError aliases it
+    StoreError):
     """The lock was still held by someone else when the wait ran out."""
 
     code = "store_lock_timeout"

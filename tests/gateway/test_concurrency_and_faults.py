@@ -96,9 +96,7 @@ async def test_adapter_errors_are_retried_in_the_background(
     assert behaviours["alpha"].provisioned["biz-1"] == 1
 
 
-async def test_two_products_side_by_side_keep_their_own_instances(
-    app: Starlette, marketplace: Marketplace
-) -> None:
+async def test_two_products_side_by_side_keep_their_own_instances(app: Starlette, marketplace: Marketplace) -> None:
     same_order = new_instance(1)
     alpha = await marketplace.answer("alpha", same_order)
     beta = await marketplace.answer("beta", {**same_order, "businessId": "other"})

@@ -32,8 +32,14 @@ async def test_full_lifecycle(marketplace: Marketplace, behaviours: dict[str, Be
 
     renewed = await marketplace.answer(
         "alpha",
-        {"activity": "refreshInstance", "instanceId": "biz-1", "orderId": "CS2", "orderLineId": "CS2-000001",
-         "scene": "RENEWAL", "expireTime": "20301124023618256"},
+        {
+            "activity": "refreshInstance",
+            "instanceId": "biz-1",
+            "orderId": "CS2",
+            "orderLineId": "CS2-000001",
+            "scene": "RENEWAL",
+            "expireTime": "20301124023618256",
+        },
     )
     assert renewed["resultCode"] == "000000"
     for status in ("FREEZE", "FREEZE", "UNFREEZE"):

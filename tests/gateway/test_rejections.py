@@ -28,20 +28,31 @@ def now_ms() -> int:
     return epoch_ms(datetime.now(UTC))
 
 
-async def post_signed(client: httpx.AsyncClient, body: bytes, *, key: str = ALPHA_KEY, ts: int | None = None,
-                      nonce: str | None = None, slug: str = "alpha",
-                      drop: str | None = None) -> httpx.Response:
+async def post_signed(
+    client: httpx.AsyncClient,
+    body: bytes,
+    *,
+    key: str = ALPHA_KEY,
+    ts: int | None = None,
+    nonce: str | None = None,
+    slug: str = "alpha",
+    drop: str | None = None,
+) -> httpx.Response:
     """Sign the raw `body` over itself (as a marketplace would when it is not JSON) and send it."""
     from gateway.koogallery.signing import sign
 
     nonce = nonce or new_nonce()
     timestamp = str(ts if ts is not None else now_ms())
-    query = {"signature": sign(CallKind.BASIC, key.encode(), nonce=nonce, timestamp=timestamp, payload=body),
-             "timestamp": timestamp, "nonce": nonce}
+    query = {
+        "signature": sign(CallKind.BASIC, key.encode(), nonce=nonce, timestamp=timestamp, payload=body),
+        "timestamp": timestamp,
+        "nonce": nonce,
+    }
     if drop:
         del query[drop]
-    return await client.post(f"/koogallery/{slug}", params=query, content=body,
-                             headers={"Content-Type": "application/json;charset=utf8"})
+    return await client.post(
+        f"/koogallery/{slug}", params=query, content=body, headers={"Content-Type": "application/json;charset=utf8"}
+    )
 
 
 BAD_BODIES = {
@@ -53,12 +64,30 @@ BAD_BODIES = {
     "missing field": marketplace_body({"activity": "newInstance", "orderId": "CS9", "businessId": "b"}),
     "wrong type": marketplace_body({**NEW, "orderId": 12345}),
     "overlong field": marketplace_body({**NEW, "orderId": "X" * 65}),
-    "too many ids": marketplace_body({"activity": "queryInstance", "instanceId": ",".join(f"i{n}" for n in range(101))}),
+    "too many ids": marketplace_body(
+        {"activity": "queryInstance", "instanceId": ",".join(f"i{n}" for n in range(101))}
+    ),
     "zero ids": marketplace_body({"activity": "queryInstance", "instanceId": ""}),
-    "bad scene": marketplace_body({"activity": "refreshInstance", "instanceId": "i", "orderId": "o",
-                                   "orderLineId": "l", "scene": "FOREVER", "expireTime": "20301124023618"}),
-    "bad expire time": marketplace_body({"activity": "refreshInstance", "instanceId": "i", "orderId": "o",
-                                         "orderLineId": "l", "scene": "RENEWAL", "expireTime": "2030-11-24"}),
+    "bad scene": marketplace_body(
+        {
+            "activity": "refreshInstance",
+            "instanceId": "i",
+            "orderId": "o",
+            "orderLineId": "l",
+            "scene": "FOREVER",
+            "expireTime": "20301124023618",
+        }
+    ),
+    "bad expire time": marketplace_body(
+        {
+            "activity": "refreshInstance",
+            "instanceId": "i",
+            "orderId": "o",
+            "orderLineId": "l",
+            "scene": "RENEWAL",
+            "expireTime": "2030-11-24",
+        }
+    ),
     "bad status": marketplace_body({"activity": "updateInstanceStatus", "instanceId": "i", "status": "PAUSE"}),
     "NaN": b'{"activity":"newInstance","orderId":NaN}',
 }
@@ -115,8 +144,9 @@ async def test_bad_signature_inputs(
             response = await post_signed(client, body, nonce=nonce, ts=now_ms() + 61_000)
         case "timestamp not a number":
             signed = sign_call(CallKind.BASIC, body, key=ALPHA_KEY.encode(), now_ms=now_ms(), nonce=nonce)
-            response = await client.post("/koogallery/alpha", content=body,
-                                         params={**signed.query, "timestamp": "soon"})
+            response = await client.post(
+                "/koogallery/alpha", content=body, params={**signed.query, "timestamp": "soon"}
+            )
         case "wrong key":
             response = await post_signed(client, body, nonce=nonce, key="not-the-key-000000000")
         case "another product's key":
@@ -168,8 +198,16 @@ async def test_body_over_the_cap_is_413(app: Starlette, client: httpx.AsyncClien
 
 async def test_body_in_another_key_order_verifies_over_canonical_form(client: httpx.AsyncClient) -> None:
     # The marketplace signs the canonical form; the body on the wire may be ordered otherwise.
-    wire = json.dumps({"testFlag": None, "orderLineId": "CS9-000001", "businessId": "biz-9",
-                       "orderId": "CS9", "activity": "newInstance"}, indent=1).encode()
+    wire = json.dumps(
+        {
+            "testFlag": None,
+            "orderLineId": "CS9-000001",
+            "businessId": "biz-9",
+            "orderId": "CS9",
+            "activity": "newInstance",
+        },
+        indent=1,
+    ).encode()
     signed = sign_call(CallKind.BASIC, wire, key=ALPHA_KEY.encode(), now_ms=now_ms())
     response = await client.post("/koogallery/alpha", content=wire, params=signed.query)
     assert response.json()["resultCode"] == "000000"
@@ -194,16 +232,37 @@ json_values = st.recursive(
 @given(
     body=st.one_of(
         st.binary(max_size=200),
-        st.dictionaries(st.sampled_from(["activity", "orderId", "orderLineId", "businessId", "instanceId",
-                                         "status", "scene", "expireTime", "testFlag", "productInfo"]),
-                        json_values, max_size=6).map(marketplace_body),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "activity",
+                    "orderId",
+                    "orderLineId",
+                    "businessId",
+                    "instanceId",
+                    "status",
+                    "scene",
+                    "expireTime",
+                    "testFlag",
+                    "productInfo",
+                ]
+            ),
+            json_values,
+            max_size=6,
+        ).map(marketplace_body),
     ),
     query=st.dictionaries(st.sampled_from(["signature", "timestamp", "nonce", "x"]), st.text(max_size=70), max_size=4),
-    headers=st.dictionaries(st.sampled_from(["content-type", "x-sign", "content-length-x"]),
-                            st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30)),
+    headers=st.dictionaries(
+        st.sampled_from(["content-type", "x-sign", "content-length-x"]),
+        st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30),
+    ),
 )
 async def test_arbitrary_requests_never_fail_or_change_state(
-    body: bytes, query: dict[str, str], headers: dict[str, str], app: Starlette, client: httpx.AsyncClient,
+    body: bytes,
+    query: dict[str, str],
+    headers: dict[str, str],
+    app: Starlette,
+    client: httpx.AsyncClient,
     behaviours: dict[str, Behaviour],
 ) -> None:
     response = await client.post("/koogallery/alpha", content=body, params=query, headers=headers)

@@ -130,7 +130,7 @@ MOCKS = [
 
 
 def test_the_documented_mock_ids_are_all_known() -> None:
-    assert MOCK_ORDER_IDS == tuple(order_id for order_id, _, _ in MOCKS)
+    assert tuple(order_id for order_id, _, _ in MOCKS) == MOCK_ORDER_IDS
 
 
 @pytest.mark.parametrize(("order_id", "order_type", "charging_mode"), MOCKS)
