@@ -190,3 +190,7 @@ def _run_servers(settings: Settings, apps: list[tuple[ASGIApp, str, int]]) -> No
         asyncio.run(serve_all())
     if any(not server.started for server in servers):
         sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()
