@@ -1,0 +1,95 @@
+"""The outbox: claims by several processes never overlap; sequences run in order."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tenants import jobs
+from tenants.database import Database
+from tenants.models import JobState
+from tests.conftest import Backend
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_concurrent_claimers_never_take_the_same_job(backend: Backend) -> None:
+    backend.reset()
+    now = datetime.now(UTC)
+    # Given 300 due jobs and three processes, each with its own connection pool
+    databases = [Database(backend.database_url) for _ in range(3)]
+    try:
+        async with databases[0].transaction() as session:
+            for n in range(300):
+                await jobs.create_job(session, product="alpha", kind="noop", payload={"n": n}, now=now)
+
+        claimed: dict[str, list[int]] = {}
+
+        async def claimer(index: int) -> None:
+            owner = f"process-{index}"
+            claimed[owner] = []
+            while True:
+                async with databases[index].transaction() as session:
+                    batch = await jobs.claim_due_jobs(session, owner=owner, now=now, lease_s=60, limit=7)
+                if not batch:
+                    return
+                claimed[owner] += [job.id for job in batch if job.id is not None]
+
+        # When they all claim at once
+        await asyncio.gather(*(claimer(index) for index in range(3)))
+    finally:
+        for database in databases:
+            await database.dispose()
+    # Then every job was claimed exactly once
+    every_claim = [job_id for ids in claimed.values() for job_id in ids]
+    assert len(every_claim) == 300
+    assert len(set(every_claim)) == 300
+
+
+async def test_expired_leases_are_taken_over_and_sequences_wait(backend: Backend) -> None:
+    backend.reset()
+    now = datetime.now(UTC)
+    database = Database(backend.database_url)
+    try:
+        async with database.transaction() as session:
+            first = await jobs.create_job(
+                session,
+                product="alpha",
+                kind="noop",
+                payload={},
+                now=now,
+                sequence_key="instance:1",
+                lease_owner="dead",
+                lease_s=30,
+            )
+            second = await jobs.create_job(
+                session,
+                product="alpha",
+                kind="noop",
+                payload={},
+                now=now,
+                sequence_key="instance:1",
+                lease_owner="me",
+                lease_s=30,
+            )
+        # The second job of a sequence is never born leased while the first is pending.
+        assert second.lease_owner is None
+        async with database.transaction() as session:
+            assert await jobs.claim_due_jobs(session, owner="me", now=now, lease_s=30, limit=10) == []
+        later = now + timedelta(seconds=31)
+        async with database.transaction() as session:
+            [taken] = await jobs.claim_due_jobs(session, owner="me", now=later, lease_s=30, limit=10)
+        assert taken.id == first.id
+        async with database.transaction() as session:
+            assert await jobs.complete_job(session, job_id=first.id or 0, owner="dead", now=later) is False
+            assert await jobs.complete_job(session, job_id=first.id or 0, owner="me", now=later) is True
+        async with database.transaction() as session:
+            [next_job] = await jobs.claim_due_jobs(session, owner="me", now=later, lease_s=30, limit=10)
+        assert next_job.id == second.id
+        async with database.transaction() as session:
+            state = await jobs.fail_job(
+                session, job_id=second.id or 0, owner="me", now=later, error="boom", retry=True, max_attempts=1
+            )
+        assert state is JobState.DEAD
+    finally:
+        await database.dispose()
