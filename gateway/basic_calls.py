@@ -9,9 +9,11 @@ answered as soon as they are durable, and their jobs run at once in the backgrou
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import structlog
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gateway.adapters.contract import ChangeCheckRequest
 from gateway.clock import Clock
@@ -145,7 +147,9 @@ class BasicCalls:
         await self._wait(self._start(job), deadline)
         return await self._provisioning_answer(product, instance.instance_id)
 
-    async def _provision_job(self, session: Any, product: Product, instance: Instance, *, now: Any) -> Job:
+    async def _provision_job(
+        self, session: AsyncSession, product: Product, instance: Instance, *, now: datetime
+    ) -> Job:
         """The pending provisioning job of `instance`, created if there is none."""
         existing = await jobs.get_pending_job(
             session, product=product.slug, sequence_key=_sequence(instance.instance_id), kind="provision"
@@ -210,7 +214,7 @@ class BasicCalls:
         info = await asyncio.gather(*(describe(instance) for instance in shown))
         return Answer(ResultCode.SUCCESS, {"info": list(info)})
 
-    async def _locked_live_instance(self, session: Any, product: Product, instance_id: str) -> Instance | None:
+    async def _locked_live_instance(self, session: AsyncSession, product: Product, instance_id: str) -> Instance | None:
         instance = await instances.get_instance_for_update(session, product=product.slug, instance_id=instance_id)
         if instance is None or instance.status in (InstanceStatus.RELEASED, InstanceStatus.FAILED):
             return None
@@ -249,13 +253,13 @@ class BasicCalls:
 
     async def _follow_up(
         self,
-        session: Any,
+        session: AsyncSession,
         product: Product,
         instance: Instance,
         *,
         kind: str,
         payload: dict[str, Any],
-        now: Any,
+        now: datetime,
         dedupe_key: str | None = None,
     ) -> Job:
         return await jobs.create_job(
