@@ -28,6 +28,8 @@ class CallLogWriter:
         self._buffer: list[CallLogEntry] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._flushing = asyncio.Lock()
 
     def record(self, entry: CallLogEntry) -> None:
         if len(self._buffer) >= MAX_BUFFERED:
@@ -41,13 +43,19 @@ class CallLogWriter:
         self._task = asyncio.create_task(self._run(), name="marketgate-call-log")
 
     async def stop(self) -> None:
+        """Flush what is buffered and end the writer (never cancelled inside a transaction)."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
         await self.flush()
 
     async def flush(self) -> None:
+        """Write everything buffered; returns once it is committed (or the database is down)."""
+        async with self._flushing:
+            await self._flush_buffer()
+
+    async def _flush_buffer(self) -> None:
         while self._buffer:
             entries, self._buffer = self._buffer[: self._batch], self._buffer[self._batch :]
             try:
@@ -60,7 +68,7 @@ class CallLogWriter:
                 return
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval_s)
             self._wake.clear()

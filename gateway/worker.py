@@ -152,7 +152,8 @@ class JobRunner:
     async def _run(self, job: Job) -> None:
         assert job.id is not None
         async with self._slots:
-            heartbeat = asyncio.create_task(self._keep_lease(job.id))
+            done = asyncio.Event()
+            heartbeat = asyncio.create_task(self._keep_lease(job.id, done))
             try:
                 await self._handlers[job.kind](job)
             except asyncio.CancelledError:
@@ -169,7 +170,9 @@ class JobRunner:
                     await jobs.complete_job(session, job_id=job.id, owner=self.owner, now=self._clock.now())
                 self._wake.set()  # a later job of the same sequence may now be due
             finally:
-                heartbeat.cancel()
+                # Stopped, not cancelled: a lease update in flight finishes its transaction.
+                done.set()
+                await heartbeat
 
     async def _record_failure(self, job: Job, error: str, *, retry: bool) -> None:
         assert job.id is not None
@@ -186,9 +189,12 @@ class JobRunner:
         level = log.error if state is JobState.DEAD else log.warning
         level("job_attempt_failed", job_id=job.id, kind=job.kind, product=job.product, state=state, error=error)
 
-    async def _keep_lease(self, job_id: int) -> None:
+    async def _keep_lease(self, job_id: int, done: asyncio.Event) -> None:
         while True:
-            await asyncio.sleep(self._lease_s / 3)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), timeout=self._lease_s / 3)
+            if done.is_set():
+                return
             with contextlib.suppress(DatabaseUnavailableError):
                 async with self._database.transaction() as session:
                     until = self._clock.now() + timedelta(seconds=self._lease_s)
