@@ -6,7 +6,7 @@ an unreachable one fails the run, it is never skipped.
 """
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +16,7 @@ import pytest
 import redis.asyncio
 from asgi_lifespan import LifespanManager
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 
 from gateway.app import create_app
@@ -55,26 +56,36 @@ class Backend:
             engine.dispose()
 
 
-def _fresh_postgres_schema(url: str) -> None:
+def _postgres_schema(url: str, schema: str, *, create: bool) -> None:
     engine = create_engine(sync_url(url))
     try:
         with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
+            connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            if create:
+                connection.execute(text(f"CREATE SCHEMA {schema}"))
     finally:
         engine.dispose()
 
 
+def _in_schema(url: str, schema: str) -> str:
+    """The URL with `schema` first on the search path: each test session has its own tables."""
+    with_schema = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    return with_schema.render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'marketgate.db'}"
-        chosen = Backend("sqlite", url, None)
-    else:
-        _fresh_postgres_schema(POSTGRES_URL)
-        chosen = Backend("postgresql", POSTGRES_URL, REDIS_URL)
+        upgrade(url)
+        yield Backend("sqlite", url, None)
+        return
+    schema = f"marketgate_test_{os.getpid()}"
+    _postgres_schema(POSTGRES_URL, schema, create=True)
+    chosen = Backend("postgresql", _in_schema(POSTGRES_URL, schema), REDIS_URL)
     upgrade(chosen.database_url)
-    return chosen
+    yield chosen
+    _postgres_schema(POSTGRES_URL, schema, create=False)
 
 
 @pytest.fixture
@@ -175,6 +186,23 @@ class Marketplace:
             CallKind.BASIC, body, key=key or self.keys[slug], now_ms=now_ms or epoch_ms(datetime.now(UTC)), nonce=nonce
         )
         return await self.client.post(f"/koogallery/{slug}", params=call.query, content=body, headers=call.headers)
+
+    async def kit(
+        self,
+        slug: str,
+        sync: str,
+        fields: dict[str, object] | bytes,
+        *,
+        key: bytes | None = None,
+        now_ms: int | None = None,
+        nonce: str | None = None,
+    ) -> httpx.Response:
+        """A Kit sync (`sync` as in the path, e.g. "authSync"); `fields` or a raw body, signed in x- headers."""
+        body = fields if isinstance(fields, bytes) else marketplace_body(fields)
+        call = sign_call(
+            CallKind.KIT, body, key=key or self.keys[slug], now_ms=now_ms or epoch_ms(datetime.now(UTC)), nonce=nonce
+        )
+        return await self.client.post(f"/koogallery/{slug}/produceAPI/v2/{sync}", content=body, headers=call.headers)
 
     async def answer(self, slug: str, fields: dict[str, object], **options: object) -> dict[str, object]:
         response = await self.basic(slug, fields, **options)  # type: ignore[arg-type]

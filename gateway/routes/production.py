@@ -97,6 +97,9 @@ async def handle_production_call(request: Request) -> Response:
         answer = Answer(ResultCode.INTERNAL_ERROR, reason=exc.code)
     except TimeoutError:
         answer = Answer(ResultCode.INTERNAL_ERROR, reason="answer deadline exceeded")
+    except Exception as exc:  # the marketplace must get a result code, never a bare HTTP 500
+        log.exception("call_crashed", product=product.slug)
+        answer = Answer(ResultCode.INTERNAL_ERROR, reason=f"unexpected {type(exc).__name__}")
     if record.activity is None and record.payload is not None:
         record.activity = str(record.payload.get("activity", ""))[:32] or None
     body = answer_body(answer.code, answer.message, **answer.fields)

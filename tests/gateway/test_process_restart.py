@@ -157,11 +157,12 @@ timeout_s = 20
         try:
             await wait_ready(gateway_port)
             answer = await basic_call(gateway_port, new)
-            assert answer == {"resultCode": "000004", "resultMsg": "request is processing", "instanceId": "biz-k"}
-            assert len(product_backend.provision_events) == 1
         finally:
             first.send_signal(signal.SIGKILL)
-            first.communicate(timeout=10)
+            _, first_errors = first.communicate(timeout=10)
+        expected = {"resultCode": "000004", "resultMsg": "request is processing", "instanceId": "biz-k"}
+        assert answer == expected, first_errors.decode()[-3000:]
+        assert len(product_backend.provision_events) == 1
         product_backend.release_hang.set()
 
         second = start_marketgate(env, gateway_port)
