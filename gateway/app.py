@@ -16,24 +16,30 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.adapters.contract import AdapterContext
 from gateway.adapters.registry import Factory, build_adapters
 from gateway.basic_calls import BasicCalls
 from gateway.call_log import CallLogWriter
 from gateway.clock import Clock, SystemClock
+from gateway.kit_syncs import KitSyncs, private_keys
 from gateway.metrics import Metrics
 from gateway.middleware import RequestIdMiddleware
 from gateway.order_query import OrderQueryClient
 from gateway.products import Product
 from gateway.provisioning import InstanceJobs
+from gateway.reconcile import AdapterReconciler
 from gateway.routes import health
-from gateway.routes.production import Edge, handle_production_call
+from gateway.routes.edge import Edge
+from gateway.routes.kit import handle_kit_sync
+from gateway.routes.production import handle_production_call
 from gateway.settings import ProductConfig, Settings
 from gateway.store import Store, open_store
 from gateway.verification import CallVerifier
 from gateway.worker import JobRunner
+from graphql_api.app import ApiOptions, create_graphql_app
+from graphql_api.context import ApiHost, ProductInfo
 from tenants.database import Database
 from tenants.migrate import upgrade
 from tenants.secretbox import SecretBox
@@ -66,6 +72,24 @@ async def _serve_adapter_pages(scope: Scope, receive: Receive, send: Send) -> No
     await web_app(scope, receive, send)
 
 
+def _graphql_host(request: Request) -> ApiHost:
+    host: ApiHost = request.app.state.graphql_host
+    return host
+
+
+def admin_api(settings: Settings) -> ASGIApp:
+    """The GraphQL admin API, served at /graphql; its services come from `app.state.graphql_host`."""
+    options = ApiOptions(
+        introspection=settings.graphql_introspection,
+        graphiql=settings.graphiql,
+        max_depth=settings.graphql_max_depth,
+        max_aliases=settings.graphql_max_aliases,
+        max_tokens=settings.graphql_max_tokens,
+        cors_origins=tuple(settings.cors_origins),
+    )
+    return create_graphql_app(options, host_of=_graphql_host)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     return JSONResponse({"error": "not_found" if status == 404 else "error"}, status_code=status)
@@ -86,6 +110,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if settings.auto_migrate:
             await asyncio.to_thread(upgrade, settings.database_url)
+        rsa_keys = await asyncio.to_thread(private_keys, settings.products)
         database = Database(settings.database_url)
         shared_store = store if store is not None else open_store(settings.redis_url)
         http = (
@@ -103,14 +128,23 @@ def create_app(
             clock=clock,
             public_url=settings.public_url,
         )
+        kit_syncs = KitSyncs(
+            database=database,
+            runner=None,
+            products=products,
+            secret_box=SecretBox(settings.secret),
+            private_keys=rsa_keys,
+            clock=clock,
+        )
         runner = JobRunner(
             database,
-            handlers=instance_jobs.handlers,
+            handlers={**instance_jobs.handlers, **kit_syncs.handlers},
             clock=clock,
             lease_s=settings.job_lease_s,
             poll_interval_s=settings.job_poll_interval_s,
             max_attempts=settings.job_max_attempts,
         )
+        kit_syncs.attach(runner)
         call_log = CallLogWriter(database)
         app.state.database = database
         app.state.store = shared_store
@@ -125,6 +159,13 @@ def create_app(
         )
         app.state.basic_calls = BasicCalls(
             database=database, runner=runner, instance_jobs=instance_jobs, products=products, clock=clock
+        )
+        app.state.kit_syncs = kit_syncs
+        app.state.graphql_host = ApiHost(
+            database=database,
+            products=[ProductInfo(slug, config.name, config.adapter) for slug, config in settings.products.items()],
+            reconciler=AdapterReconciler(products=products, instance_jobs=instance_jobs),
+            now=clock.now,
         )
         runner.start()
         call_log.start()
@@ -147,7 +188,9 @@ def create_app(
         Route("/readyz", health.readyz),
         Route("/metrics", health.metrics),
         Route("/koogallery/{slug}", handle_production_call, methods=["POST"]),
+        Route("/koogallery/{slug}/produceAPI/v2/{sync}", handle_kit_sync, methods=["POST"]),
         Mount("/apps/{slug}", app=_serve_adapter_pages),
+        Route("/graphql", admin_api(settings)),
     ]
     app = Starlette(
         routes=routes,

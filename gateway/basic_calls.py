@@ -30,7 +30,7 @@ from gateway.koogallery.basic import (
 )
 from gateway.koogallery.results import ResultCode
 from gateway.koogallery.times import parse_marketplace_time
-from gateway.products import Product, app_info_fields
+from gateway.products import Product
 from gateway.provisioning import InstanceJobs
 from gateway.worker import JobRunner
 from tenants import instances, jobs
@@ -39,9 +39,6 @@ from tenants.errors import InvalidTransitionError
 from tenants.models import Instance, InstanceStatus, Job, JobState
 
 log = structlog.get_logger(__name__)
-
-DESCRIBE_CONCURRENCY = 16
-
 
 @dataclass(frozen=True, slots=True)
 class Answer:
@@ -80,7 +77,7 @@ class BasicCalls:
             case NewInstance():
                 return await self._new_instance(product, request, request_id=request_id, deadline=deadline)
             case QueryInstance():
-                return await self._query_instance(product, request, deadline=deadline)
+                return await self._query_instance(product, request)
             case RefreshInstance():
                 return await self._refresh_instance(product, request, request_id=request_id)
             case UpdateInstanceStatus():
@@ -179,40 +176,22 @@ class BasicCalls:
             return Answer(code, fields, message=instance.failure_reason, instance_id=instance_id, reason="refused")
         return Answer(ResultCode.SUCCESS, fields, instance_id=instance_id)
 
-    async def _query_instance(self, product: Product, request: QueryInstance, *, deadline: float) -> Answer:
+    async def _query_instance(self, product: Product, request: QueryInstance) -> Answer:
+        """Answered from MarketGate's own records: no adapter round trip per instance.
+
+        The record holds what provisioning returned; `instanceReconcile` (admin API) asks the
+        adapter to describe an instance again and repairs the record when the product changed it.
+        """
         async with self._database.reader() as session:
             found = await instances.list_instances_by_ids(
                 session, product=product.slug, instance_ids=request.instance_ids
             )
-        shown = [
-            instance
+        info = [
+            {"instanceId": instance.instance_id, "appInfo": self._instance_jobs.answered_app_info(instance.app_info)}
             for instance in found
             if instance.status in (InstanceStatus.ACTIVE, InstanceStatus.FROZEN) and instance.app_info
         ]
-        limit = asyncio.Semaphore(DESCRIBE_CONCURRENCY)
-
-        async def describe(instance: Instance) -> dict[str, Any]:
-            # What the adapter says now wins; what provisioning stored (the password) fills the rest.
-            described: dict[str, str] = {}
-            if product.reaches_adapter(is_test=instance.is_test):
-                async with limit:
-                    try:
-                        app_info = await asyncio.wait_for(
-                            product.adapter.describe(product.ref(instance)), timeout=self._remaining(deadline)
-                        )
-                        described = app_info_fields(app_info) if app_info is not None else {}
-                    except Exception as exc:  # a slow or broken adapter falls back to what was stored
-                        log.warning(
-                            "describe_failed",
-                            product=product.slug,
-                            instance_id=instance.instance_id,
-                            error=type(exc).__name__,
-                        )
-            stored = self._instance_jobs.answered_app_info(instance.app_info) or {}
-            return {"instanceId": instance.instance_id, "appInfo": {**stored, **described}}
-
-        info = await asyncio.gather(*(describe(instance) for instance in shown))
-        return Answer(ResultCode.SUCCESS, {"info": list(info)})
+        return Answer(ResultCode.SUCCESS, {"info": info})
 
     async def _locked_live_instance(self, session: AsyncSession, product: Product, instance_id: str) -> Instance | None:
         instance = await instances.get_instance_for_update(session, product=product.slug, instance_id=instance_id)

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ from starlette.types import ASGIApp
 from gateway.app import create_app
 from gateway.logs import configure_logging
 from gateway.settings import ConfigError, Environment, Settings
+from gateway.simulator.cli import simulate
+from gateway.tokens_cli import tokens
 
 DEMO_SLUG = "demo"
 
@@ -93,6 +96,55 @@ def db_upgrade() -> None:
     upgrade(settings.database_url)
 
 
+@main.group()
+def keys() -> None:
+    """Key commands."""
+
+
+@keys.command("rsa-new")
+@click.option("--bits", default=3072, show_default=True, type=int, help="RSA key size; at least 3072.")
+@click.option(
+    "--out-dir",
+    default=Path("."),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write the two key files.",
+)
+@click.option("--name", default="rsa", show_default=True, help="File name stem: <name>-private.pem, <name>-public.pem.")
+def keys_rsa_new(bits: int, out_dir: Path, name: str) -> None:
+    """Write a fresh RSA key pair for the Kit's applicationSync and print its public key.
+
+    The private key (PKCS#8 PEM, file mode 0600) is what a product's `rsa_private_key_file`
+    points at. The line printed on standard output is the public key as the Seller Console's
+    application credential asks for it: Base64 of the X.509 SubjectPublicKeyInfo, one line.
+    Existing files are never overwritten.
+    """
+    from gateway.koogallery.client_secret import MIN_KEY_BITS, new_key_pair
+
+    if bits < MIN_KEY_BITS:
+        raise click.BadParameter(f"the marketplace asks for at least {MIN_KEY_BITS} bits", param_hint="--bits")
+    if bits > 16384:
+        raise click.BadParameter("at most 16384 bits", param_hint="--bits")
+    private_path, public_path = out_dir / f"{name}-private.pem", out_dir / f"{name}-public.pem"
+    for path in (private_path, public_path):
+        if path.exists():
+            raise click.ClickException(f"{path} exists; not overwriting it")
+    pair = new_key_pair(bits)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise click.ClickException(f"{private_path} exists; not overwriting it") from exc
+    with os.fdopen(descriptor, "wb") as private_file:
+        private_file.write(pair.private_pem)
+    os.chmod(private_path, 0o600)  # whatever the umask
+    public_path.write_bytes(pair.public_pem)
+    click.echo(f"private key  {private_path} (mode 0600; set rsa_private_key_file to it)", err=True)
+    click.echo(f"public key   {public_path}", err=True)
+    click.echo("public key for the Seller Console (Base64 X.509 SubjectPublicKeyInfo):", err=True)
+    click.echo(pair.public_base64)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
@@ -141,6 +193,8 @@ open_api_sk = "{DEMO_SECRET_KEY}"
         database_url=f"sqlite:///{data_dir / 'marketgate.db'}",
         public_url=public_url,
         log_format="console",
+        graphql_introspection=True,
+        graphiql=True,
     )
     click.echo(
         f"""
@@ -191,6 +245,9 @@ def _run_servers(settings: Settings, apps: list[tuple[ASGIApp, str, int]]) -> No
     if any(not server.started for server in servers):
         sys.exit(3)
 
+
+main.add_command(simulate)
+main.add_command(tokens)
 
 if __name__ == "__main__":
     main()

@@ -200,6 +200,15 @@ class Settings(BaseSettings):
     job_lease_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     job_max_attempts: Annotated[int, Field(gt=0, le=1000)] = 25
     call_log_body_bytes: Annotated[int, Field(ge=0, le=1024 * 1024)] = 16 * 1024
+    graphql_introspection: bool = False
+    """Let the admin API describe its own schema (on in the demo; the schema is in graphql_api/schema.graphql)."""
+    graphiql: bool = False
+    """Serve the GraphiQL page at GET /graphql (on in the demo)."""
+    cors_origins: list[Annotated[str, Field(pattern=r"^https?://[^\s/]+$")]] = Field(default_factory=list)
+    """Browser origins allowed to call the admin API, as https://admin.example.com (JSON list in the environment)."""
+    graphql_max_depth: Annotated[int, Field(gt=0, le=100)] = 10
+    graphql_max_aliases: Annotated[int, Field(ge=0, le=1000)] = 30
+    graphql_max_tokens: Annotated[int, Field(gt=0, le=100_000)] = 2000
     products: dict[str, ProductConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from tenants.admin_models import ApiToken, AuditEntry, TokenScope
 from tenants.errors import TenantsError
 
-TOKEN_PREFIX = "mgt_"
+TOKEN_PREFIX = "mgt_"  # noqa: S105 (a marker, not a secret)
 """Marks MarketGate operator tokens, so secret scanners can recognise a leaked one."""
 _TOKEN_PATTERN = re.compile(r"^mgt_[A-Za-z0-9_-]{43}$")
 _SLUG_PATTERN = re.compile(r"^[a-z0-9-]{1,48}$")
@@ -41,6 +41,8 @@ class InvalidTokenRequestError(TenantsError):
 
 
 class CallerKind(enum.StrEnum):
+    """What kind of caller is asking."""
+
     ANONYMOUS = "anonymous"
     OPERATOR = "operator"
     """The vendor's operator, with an API token limited to some products."""
@@ -69,18 +71,22 @@ class Caller:
 
     @classmethod
     def anonymous(cls) -> "Caller":
+        """A caller without credentials: reaches nothing."""
         return cls(kind=CallerKind.ANONYMOUS, actor="anonymous")
 
     @classmethod
     def system(cls, actor: str = "marketgate-cli") -> "Caller":
+        """The `marketgate` command on the server."""
         return cls(kind=CallerKind.SYSTEM, actor=actor, can_write=True)
 
     @property
     def is_authenticated(self) -> bool:
+        """Whether the caller presented valid credentials (or is the command)."""
         return self.kind is not CallerKind.ANONYMOUS
 
     @property
     def is_operator(self) -> bool:
+        """Whether the caller is one of the vendor's operators."""
         return self.kind is CallerKind.OPERATOR
 
     @property
@@ -122,6 +128,8 @@ class PageRequest:
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[RowT]):
+    """One page of rows, and whether more follow."""
+
     items: list[RowT] = field(default_factory=list)
     has_next: bool = False
 
@@ -139,6 +147,7 @@ async def fetch_page(
 
 
 async def count_rows(session: AsyncSession, model: type[SQLModel], *, clauses: Sequence[ColumnElement[bool]]) -> int:
+    """How many rows of `model` match `clauses`."""
     query = select(func.count()).select_from(model).where(*clauses)
     return int((await session.exec(query)).one())
 
@@ -283,6 +292,8 @@ async def create_audit_entry(
 
 @dataclass(frozen=True, slots=True)
 class AuditFilter:
+    """Which audit entries to list; None means any."""
+
     products: frozenset[str] | None = None
     actions: frozenset[str] | None = None
     actor: str | None = None
@@ -291,12 +302,10 @@ class AuditFilter:
 
 
 def _audit_clauses(caller: Caller, wanted: AuditFilter) -> list[ColumnElement[bool]]:
-    if caller.kind is CallerKind.SYSTEM:
-        clauses: list[ColumnElement[bool]] = []
-    else:
-        clauses = [products_clause(AuditEntry.product, caller.products)]
-        if caller.tenant_id is not None:
-            clauses.append(col(AuditEntry.tenant_id) == caller.tenant_id)
+    # Entries without a product (token management) are shown to no one through the services.
+    clauses = [products_clause(AuditEntry.product, caller.products)]
+    if caller.tenant_id is not None:
+        clauses.append(col(AuditEntry.tenant_id) == caller.tenant_id)
     if wanted.products is not None:
         clauses.append(products_clause(AuditEntry.product, wanted.products))
     if wanted.actions is not None:
@@ -318,9 +327,11 @@ async def list_audit_entries(
 
 
 async def count_audit_entries(session: AsyncSession, *, caller: Caller, wanted: AuditFilter) -> int:
+    """How many audit entries the caller may see match `wanted`."""
     return await count_rows(session, AuditEntry, clauses=_audit_clauses(caller, wanted))
 
 
 async def get_audit_entry(session: AsyncSession, *, caller: Caller, entry_id: int) -> AuditEntry | None:
+    """One audit entry by its id, if the caller may see it."""
     clauses = [*_audit_clauses(caller, AuditFilter()), col(AuditEntry.id) == entry_id]
     return (await session.exec(select(AuditEntry).where(*clauses))).first()

@@ -11,6 +11,7 @@ from gateway.adapters.contract import (
     AppInfo,
     ChangeCheckRequest,
     ChangeDecision,
+    DirectoryEvent,
     InstanceRef,
     ProvisionRequest,
     Refused,
@@ -32,10 +33,13 @@ class Behaviour:
     calls: Counter[str] = field(default_factory=Counter)
     provisioned: Counter[str] = field(default_factory=Counter)
     requests: list[tuple[str, Any]] = field(default_factory=list)
+    directory_errors: int = 0
+    events: list[DirectoryEvent] = field(default_factory=list)
+    """Directory events in the order they were delivered, failed deliveries included."""
 
 
 class RecordingAdapter:
-    contract_version: ClassVar[int] = 1
+    contract_version: ClassVar[int] = 2
     handles_test_calls: ClassVar[bool] = False
 
     def __init__(self, behaviour: Behaviour, context: AdapterContext) -> None:
@@ -77,6 +81,13 @@ class RecordingAdapter:
     async def describe(self, instance: InstanceRef) -> AppInfo | None:
         self._record("describe", instance)
         return None
+
+    async def on_directory_event(self, event: DirectoryEvent) -> None:
+        self._record("on_directory_event", event)
+        self.behaviour.events.append(event)
+        if self.behaviour.directory_errors > 0:
+            self.behaviour.directory_errors -= 1
+            raise RuntimeError("directory backend exploded")
 
     async def aclose(self) -> None:
         return None

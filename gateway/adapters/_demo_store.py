@@ -1,7 +1,7 @@
-"""The demo product's own table, `demo_workspaces`, and the few queries it needs.
+"""The demo product's own tables, `demo_workspaces` and `demo_members`, and the few queries they need.
 
-The table lives in its own `MetaData`, apart from MarketGate's tables: the demo product owns
-its data, creates its table on first use and never reads the gateway's rows.
+The tables live in their own `MetaData`, apart from MarketGate's tables: the demo product owns
+its data, creates its tables on first use and never reads the gateway's rows.
 """
 
 import asyncio
@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, event, func, select
+from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, delete, event, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult, RowMapping
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -37,6 +39,22 @@ demo_workspaces = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+
+demo_members = Table(
+    "demo_members",
+    metadata,
+    Column("product", String(64), primary_key=True),
+    Column("tenant_id", String(64), primary_key=True),
+    Column("is_test", Boolean, primary_key=True),
+    Column("user_name", String(64), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("org_code", String(64), nullable=False),
+    Column("role", String(8), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+"""The members the marketplace authorized for the product, kept from the Kit's directory events."""
 
 
 class WorkspaceStatus(enum.StrEnum):
@@ -159,6 +177,44 @@ class WorkspaceStore:
         async with self._connection() as connection:
             result = await connection.execute(statement)
         return isinstance(result, CursorResult) and result.rowcount > 0
+
+    async def upsert_members(self, rows: list[dict[str, Any]]) -> None:
+        """Add or replace members (rows hold every `demo_members` column)."""
+        if not rows:
+            return
+        insert = postgresql_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
+        statement = insert(demo_members)
+        keys = ["product", "tenant_id", "is_test", "user_name"]
+        statement = statement.on_conflict_do_update(
+            index_elements=keys, set_={name: statement.excluded[name] for name in rows[0] if name not in keys}
+        )
+        async with self._connection() as connection:
+            await connection.execute(statement, [_stored(row) for row in rows])
+
+    async def delete_members(
+        self, *, product: str, tenant_id: str, is_test: bool, user_names: list[str] | None
+    ) -> None:
+        """Remove the named members, or every member of the tenant when `user_names` is None."""
+        statement = delete(demo_members).where(
+            demo_members.c.product == product, demo_members.c.tenant_id == tenant_id, demo_members.c.is_test == is_test
+        )
+        if user_names is not None:
+            statement = statement.where(demo_members.c.user_name.in_(user_names))
+        async with self._connection() as connection:
+            await connection.execute(statement)
+
+    async def list_members(self, *, product: str, tenant_id: str, is_test: bool = False) -> list[dict[str, Any]]:
+        query = (
+            select(demo_members)
+            .where(
+                demo_members.c.product == product,
+                demo_members.c.tenant_id == tenant_id,
+                demo_members.c.is_test == is_test,
+            )
+            .order_by(demo_members.c.user_name)
+        )
+        async with self._connection() as connection:
+            return [dict(row) for row in (await connection.execute(query)).mappings().all()]
 
     async def dispose(self) -> None:
         await self._engine.dispose()

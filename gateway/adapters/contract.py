@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2
+"""2 added `Adapter.on_directory_event` (the Kit syncs); an adapter without it is not sent events."""
 
 
 class AdapterError(Exception):
@@ -180,6 +181,50 @@ class ChangeDecision:
     reason: str = ""
 
 
+class DirectoryEventType(enum.StrEnum):
+    """What changed in a buyer enterprise's directory, as the joint-operation Kit syncs report it."""
+
+    TENANT_BOUND = "tenant.bound"
+    TENANT_CHANGED = "tenant.changed"
+    TENANT_UNBOUND = "tenant.unbound"
+    APP_CREDENTIALS_CHANGED = "app.credentials_changed"
+    DEPARTMENTS_CHANGED = "departments.changed"
+    MEMBERS_AUTHORIZED = "members.authorized"
+    MEMBERS_CHANGED = "members.changed"
+    MEMBERS_REVOKED = "members.revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryEvent:
+    """One stored change of a tenant's directory (tenant, app credentials, departments, members).
+
+    Events of one (product, tenant) arrive one at a time, in the order the changes were
+    stored, at least once: `event_id` is the same on every delivery of one event, so an
+    adapter can skip one it has applied. `is_test` marks the marketplace's debug data
+    (testFlag 1), kept apart from the tenant's real data. `data` is plain JSON data, by type:
+
+    - tenant.bound / tenant.changed: `tenant_code`, `name`, `domain_name`, `instance_id`, `order_id`
+    - tenant.unbound: `tenant_code`, `instance_id`; everything known of the tenant is gone
+    - app.credentials_changed: `app_id`, `deleted`, and `client_id` unless deleted (never the secret)
+    - departments.changed: `upserted` (list of `org_code`, `org_name`, `parent_code`),
+      `removed` (list of org codes) and `snapshot` (true for a full allOrgSync: departments not
+      listed are gone; members keep their now dangling `org_code`)
+    - members.authorized / members.changed: `app_id` and `members`, each with `user_name`,
+      `name`, `org_code`, `role` ("admin" or "user"), `enabled`, and `position`,
+      `employee_code`, `employee_type`, `mobile`, `email`, `work_place`, `entry_date`,
+      `extension` (each possibly null)
+    - members.revoked: `app_id` and `members`, each with `user_name` and `removed` (true when
+      the member was also deleted from the enterprise)
+    """
+
+    event_id: str
+    type: DirectoryEventType
+    product: str
+    tenant_id: str
+    is_test: bool
+    data: Mapping[str, Any]
+
+
 @runtime_checkable
 class Adapter(Protocol):
     """One product's side of the marketplace's production calls."""
@@ -216,7 +261,16 @@ class Adapter(Protocol):
         ...
 
     async def describe(self, instance: InstanceRef) -> AppInfo | None:
-        """Current access information of the instance (None: use what provision returned)."""
+        """Current access information of the instance (None: keep what provision returned).
+
+        Asked when an operator reconciles an instance (admin API `instanceReconcile`); the
+        answer repairs MarketGate's record, from which queryInstance is answered.
+        """
+        ...
+
+    async def on_directory_event(self, event: DirectoryEvent) -> None:
+        """Apply one change of a tenant's directory (contract 2). Idempotent per `event_id`;
+        raise `RetryLater` to have the same event delivered again later."""
         ...
 
     async def aclose(self) -> None:

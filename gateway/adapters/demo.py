@@ -13,6 +13,10 @@ Settings (`[products.<slug>.adapter_settings]`):
   `Refusal.NO_RESOURCE` once that many live (active or frozen) workspaces exist. Within
   one process the check and the insert are serialised; across processes it is best effort.
 
+Members: the Kit's directory events keep `demo_members`, the people each buyer enterprise
+authorized for the product, with their role (`list_members`); revocations and unbinding
+remove them.
+
 Repeated provisioning: the administrator password is generated once, returned only by the
 first `provision` and kept only as a hash. A repeated `provision` of the same instance (a
 retry after MarketGate lost the first answer) returns the same access information without a
@@ -40,6 +44,8 @@ from gateway.adapters.contract import (
     AppInfo,
     ChangeCheckRequest,
     ChangeDecision,
+    DirectoryEvent,
+    DirectoryEventType,
     InstanceRef,
     ProvisionRequest,
     Refusal,
@@ -228,6 +234,37 @@ class DemoAdapter:
         if workspace is None or not workspace.is_live or workspace.admin_password_hash is None:
             return False
         return await asyncio.to_thread(verify_password, password, workspace.admin_password_hash)
+
+    async def on_directory_event(self, event: DirectoryEvent) -> None:
+        """Keep the product's member list: who the buyer authorized, with which role."""
+        scope: dict[str, Any] = {"product": event.product, "tenant_id": event.tenant_id, "is_test": event.is_test}
+        match event.type:
+            case DirectoryEventType.MEMBERS_AUTHORIZED | DirectoryEventType.MEMBERS_CHANGED:
+                now = _now()
+                rows = [
+                    {
+                        **scope,
+                        "user_name": member["user_name"],
+                        "name": member["name"],
+                        "org_code": member["org_code"],
+                        "role": member["role"],
+                        "enabled": member["enabled"],
+                        "updated_at": now,
+                    }
+                    for member in event.data["members"]
+                ]
+                await self._store.upsert_members(rows)
+            case DirectoryEventType.MEMBERS_REVOKED:
+                names = [member["user_name"] for member in event.data["members"]]
+                await self._store.delete_members(**scope, user_names=names)
+            case DirectoryEventType.TENANT_UNBOUND:
+                await self._store.delete_members(**scope, user_names=None)
+            case _:
+                return
+
+    async def list_members(self, *, tenant_id: str, is_test: bool = False) -> list[dict[str, Any]]:
+        """The members authorized for this product in one tenant, by userName."""
+        return await self._store.list_members(product=self.context.product, tenant_id=tenant_id, is_test=is_test)
 
     async def aclose(self) -> None:
         await self._store.dispose()

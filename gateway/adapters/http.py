@@ -11,7 +11,7 @@ Settings (`[products.<slug>.adapter_settings]`):
 - `handles_test_calls` (default false): whether the marketplace's debug calls reach the backend.
 
 Requests. `POST {url}/marketgate/v1/{operation}`, where `operation` is one of `provision`,
-`renew`, `set_status`, `release`, `upgrade`, `check_change`, `describe`. The body is UTF-8
+`renew`, `set_status`, `release`, `upgrade`, `check_change`, `describe`, `directory_event`. The body is UTF-8
 JSON, keys in camelCase, times as ISO-8601 UTC (`2030-01-31T00:00:00Z`), absent values as null:
 
     instance     {"product": str, "instanceId": str, "isTest": bool}
@@ -29,6 +29,8 @@ JSON, keys in camelCase, times as ISO-8601 UTC (`2030-01-31T00:00:00Z`), absent 
     upgrade       {"instance", "order": order | null}
     check_change  {"instance", "productId", "skuCode", "productName", "linearValue": int | null}
     describe      {"instance"}
+    directory_event  {"eventId", "type", "product", "tenantId", "isTest", "data"}: a Kit sync's
+                  change (see `DirectoryEvent` in the contract; keys inside `data` stay snake_case)
 
 Headers:
 
@@ -50,7 +52,7 @@ Answers (any 2xx status; JSON where a body is read; unknown keys are ignored):
   to refuse the purchase, status 409 with `{"refusal": "000100".."000107", "message": str}`.
 - `describe`: the same `{"appInfo": ...}`, or `{"appInfo": null}` to keep what provision gave.
 - `check_change`: `{"accepted": bool, "reason": str}`.
-- `renew`, `set_status`, `release`, `upgrade`: the body is not read.
+- `renew`, `set_status`, `release`, `upgrade`, `directory_event`: the body is not read.
 
 Status 5xx or 429, a timeout or a connection failure make MarketGate retry the same request
 later; any other answer (another 4xx, a redirect, malformed JSON) is a `BackendContractError`,
@@ -81,6 +83,7 @@ from gateway.adapters.contract import (
     AppInfo,
     ChangeCheckRequest,
     ChangeDecision,
+    DirectoryEvent,
     InstanceRef,
     ProvisionRequest,
     Refusal,
@@ -100,7 +103,9 @@ __all__ = [
     "wire_body",
 ]
 
-Operation = Literal["provision", "renew", "set_status", "release", "upgrade", "check_change", "describe"]
+Operation = Literal[
+    "provision", "renew", "set_status", "release", "upgrade", "check_change", "describe", "directory_event"
+]
 
 MIN_SECRET_LENGTH = 16
 SIGNATURE_WINDOW_MS = 300_000
@@ -379,6 +384,9 @@ class HttpAdapter:
     async def describe(self, instance: InstanceRef) -> AppInfo | None:
         answer = self._parse("describe", await self._post("describe", instance), _AppInfoAnswer)
         return self._app_info(answer.app_info) if answer.app_info is not None else None
+
+    async def on_directory_event(self, event: DirectoryEvent) -> None:
+        self._expect_success("directory_event", await self._post("directory_event", event))
 
     async def aclose(self) -> None:
         await self._client.aclose()

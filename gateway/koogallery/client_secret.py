@@ -9,6 +9,7 @@ reported. Java's "RSA/ECB/OAEPWithSHA-256AndMGF1Padding" is the first: SHA-256 w
 import base64
 import binascii
 import enum
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -92,15 +93,24 @@ def decrypt_client_secret(ciphertext: str, key: rsa.RSAPrivateKey) -> tuple[str,
     raise UndecryptableSecretError("clientSecret does not decrypt with the product's key")
 
 
-def new_key_pair(bits: int = MIN_KEY_BITS) -> tuple[bytes, str]:
-    """A fresh key pair: (PKCS#8 PEM private key, Base64 X.509 SubjectPublicKeyInfo on one line)."""
+@dataclass(frozen=True, slots=True)
+class KeyPair:
+    private_pem: bytes = field(repr=False)
+    """PKCS#8 PEM, unencrypted: keep it as a secret file."""
+    public_pem: bytes
+    public_base64: str
+    """Base64 of the X.509 SubjectPublicKeyInfo on one line: what the Seller Console takes."""
+
+
+def new_key_pair(bits: int = MIN_KEY_BITS) -> KeyPair:
+    """A fresh RSA key pair of `bits` (at least 3072) bits."""
     if bits < MIN_KEY_BITS:
         raise KeyFormatError(f"the marketplace asks for at least {MIN_KEY_BITS} bits")
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    return private_pem, public_key_text(key.public_key())
+    return KeyPair(private_pem, public_key_pem(key.public_key()), public_key_text(key.public_key()))
 
 
 def public_key_text(public_key: rsa.RSAPublicKey) -> str:

@@ -34,6 +34,7 @@ from gateway.koogallery.tenant_domain import check_tenant_domain
 
 MAX_EXTENSION_CHARS = 16 * 1024
 MAX_EXTENSION_DEPTH = 8
+LOGGED_LIST_ITEMS = 20
 
 
 class SyncName(enum.StrEnum):
@@ -86,6 +87,12 @@ def _integer_flag(value: Any) -> Any:
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 11:
         return int(value)
     raise ValueError("must be an integer or a string of digits")
+
+
+def _not_cancel(flag: "SyncFlag") -> "SyncFlag":
+    if flag is SyncFlag.CANCEL:
+        raise ValueError("must be 0, 1 or 2")
+    return flag
 
 
 def _time_text(value: Any) -> Any:
@@ -143,15 +150,15 @@ Text128 = Annotated[str, _text(128), AfterValidator(_clean_text)]
 Text255 = Annotated[str, _text(255), AfterValidator(_clean_text)]
 Text256 = Annotated[str, _text(256), AfterValidator(_clean_text)]
 Id64 = Annotated[str, _text(64, min_length=1), AfterValidator(_clean_text)]
-Name64 = Annotated[str, _text(64, min_length=1), AfterValidator(_clean_text)]
 Name128 = Annotated[str, _text(128, min_length=1), AfterValidator(_clean_text)]
-Name255 = Annotated[str, _text(255, min_length=1), AfterValidator(_clean_text)]
-Secret = Annotated[str, _text(4096, min_length=1), AfterValidator(_clean_text)]
+Secret = Annotated[str, _text(4096), AfterValidator(_clean_text)]
 ParentCode = Annotated[str, BeforeValidator(_none_as_empty), _text(64), AfterValidator(_clean_text)]
-MarketplaceTime = Annotated[str, BeforeValidator(_time_text), StringConstraints(strict=True, pattern=r"^\d{14}(\d{3})?$")]
+MarketplaceTime = Annotated[
+    str, BeforeValidator(_time_text), StringConstraints(strict=True, pattern=r"^\d{14}(\d{3})?$")
+]
 TestFlag = Annotated[Literal[0, 1], BeforeValidator(_integer_flag)]
-TenantFlag = Annotated[Literal[0, 1, 2], BeforeValidator(_integer_flag)]
-AuthFlag = Annotated[Literal[0, 1, 2, 3], BeforeValidator(_integer_flag)]
+TenantFlag = Annotated[SyncFlag, BeforeValidator(_integer_flag), AfterValidator(_not_cancel)]
+AuthFlag = Annotated[SyncFlag, BeforeValidator(_integer_flag)]
 OptionalText32 = Annotated[Text32 | None, BeforeValidator(_empty_as_none)]
 OptionalText64 = Annotated[Text64 | None, BeforeValidator(_empty_as_none)]
 OptionalText128 = Annotated[Text128 | None, BeforeValidator(_empty_as_none)]
@@ -199,7 +206,7 @@ class TenantSync(KitRequest):
 class ApplicationSync(KitRequest):
     flag: TenantFlag
     app_id: Id64 = Field(alias="appId")
-    client_id: Id64 | None = Field(default=None, alias="clientId")
+    client_id: Text64 | None = Field(default=None, alias="clientId")
     client_secret: Secret | None = Field(default=None, alias="clientSecret", repr=False)
 
     @model_validator(mode="after")
@@ -213,7 +220,7 @@ class KitUser(_Model):
     """One entry of authSync's `userList`."""
 
     user_name: Id64 = Field(alias="userName")
-    name: Name64 | None = None
+    name: Text64 | None = None
     org_code: Text64 | None = Field(default=None, alias="orgCode")
     position: OptionalText64 = None
     employee_code: OptionalText64 = Field(default=None, alias="employeeCode")
@@ -258,7 +265,9 @@ class AuthSync(KitRequest):
     def _granted_users_complete(self) -> "AuthSync":
         if self.grants:
             for index, user in enumerate(self.user_list):
-                missing = [alias for field, alias in _GRANT_FIELDS if getattr(user, field) is None]
+                if user.org_code is None:
+                    raise ValueError(f"userList.{index}: orgCode required")
+                missing = [alias for field, alias in _GRANT_FIELDS if getattr(user, field) in (None, "")]
                 if missing:
                     raise ValueError(f"userList.{index}: {', '.join(missing)} required")
         return self
@@ -273,7 +282,7 @@ class AuthSync(KitRequest):
         return list({user.user_name: user for user in self.user_list}.values())
 
 
-_GRANT_FIELDS = (("name", "name"), ("org_code", "orgCode"), ("role", "role"), ("enable", "enable"))
+_GRANT_FIELDS = (("name", "name"), ("role", "role"), ("enable", "enable"))
 
 
 def _department_name(data: Any) -> Any:
@@ -303,7 +312,7 @@ class KitDepartment(_Model):
 class SingleOrgSync(KitRequest):
     flag: TenantFlag
     org_code: Id64 = Field(alias="orgCode")
-    org_name: Name128 | None = Field(default=None, alias="orgName")
+    org_name: Text128 | None = Field(default=None, alias="orgName")
     parent_code: ParentCode = Field(default="", alias="parentCode")
 
     @model_validator(mode="before")
@@ -395,7 +404,8 @@ def _first_error(exc: ValidationError) -> str:
 
 def loggable_kit_payload(payload: JsonObject) -> JsonObject:
     """The body as the call log may keep it: list fields sent as strings are parsed first, so the
-    redaction of personal fields reaches inside them; a string that does not parse is not kept."""
+    redaction of personal fields reaches inside them (a string that does not parse is not kept),
+    and long lists are cut to their first entries."""
     copy = dict(payload)
     for name in ("userList", "orgInfoList", "orgInfo"):
         value = copy.get(name)
@@ -404,4 +414,9 @@ def loggable_kit_payload(payload: JsonObject) -> JsonObject:
                 copy[name] = loads_lenient(value)
             except (LenientJsonError, RecursionError):
                 copy[name] = f"<string of {len(value)} characters, not a list>"
+    for name in ("userList", "orgInfoList", "orgInfo"):
+        value = copy.get(name)
+        if isinstance(value, list) and len(value) > LOGGED_LIST_ITEMS:
+            # The call log keeps a few kilobytes of the body: redacting and writing 20,000 entries is waste.
+            copy[name] = [*value[:LOGGED_LIST_ITEMS], f"<{len(value) - LOGGED_LIST_ITEMS} more>"]
     return copy

@@ -40,8 +40,8 @@ def parse_object(raw: bytes) -> JsonObject:
         raise BadPayloadError("body is not valid UTF-8") from exc
     try:
         value = json.loads(text, parse_float=RawFloat, parse_constant=_refuse_constant)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise BadPayloadError("body is not JSON") from exc
+    except (ValueError, RecursionError) as exc:  # ValueError also: integers of more than 4300 digits
+        raise BadPayloadError("body is not JSON, or holds a number too large to read") from exc
     if not isinstance(value, dict):
         raise BadPayloadError("body is not a JSON object")
     return value

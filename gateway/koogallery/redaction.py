@@ -27,5 +27,10 @@ def loggable_body(payload: dict[str, Any] | None, raw: bytes, *, limit: int) -> 
         return None
     if payload is None:
         return f"<{len(raw)} bytes, not a JSON object>"
-    text = json.dumps(redact(payload), ensure_ascii=False, separators=(",", ":"), default=str)
+    try:
+        text = json.dumps(redact(payload), ensure_ascii=False, separators=(",", ":"), default=str)
+    except (ValueError, RecursionError):
+        return f"<{len(raw)} bytes, not representable>"
+    # Lone surrogates (valid in JSON, not in UTF-8) would make the row unstorable in any database.
+    text = text.encode("utf-8", "replace").decode("utf-8")
     return text if len(text) <= limit else text[:limit] + "…"

@@ -23,8 +23,20 @@ _PATH = re.compile(r"^(?:/[A-Za-z0-9._~-]+)*/?$")
 _FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x20\x7f\\]")
 # Names that never lead to the public internet (RFC 6761, RFC 8375, ICANN name collisions).
 _PRIVATE_SUFFIXES = frozenset(
-    {"localhost", "local", "localdomain", "internal", "intranet", "lan", "home", "corp", "private", "arpa",
-     "onion", "invalid"}
+    {
+        "localhost",
+        "local",
+        "localdomain",
+        "internal",
+        "intranet",
+        "lan",
+        "home",
+        "corp",
+        "private",
+        "arpa",
+        "onion",
+        "invalid",
+    }
 )
 
 

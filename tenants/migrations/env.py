@@ -4,6 +4,8 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
+import tenants.admin_models  # (registers the admin tables on SQLModel.metadata)
+import tenants.directory_models  # (registers the Kit directory tables)
 import tenants.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 config = context.config

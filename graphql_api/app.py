@@ -1,0 +1,61 @@
+"""The ASGI app of the admin API, for the host to mount at /graphql."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from graphql_api.context import ApiHost, Context, build_context
+from graphql_api.schema import build_schema
+
+
+@dataclass(frozen=True, slots=True)
+class ApiOptions:
+    """How the API is served; the host fills it from its settings."""
+
+    introspection: bool = False
+    graphiql: bool = False
+    max_depth: int = 10
+    max_aliases: int = 30
+    max_tokens: int = 2000
+    cors_origins: Sequence[str] = ()
+
+
+class _GraphQLView(GraphQL[Context, None]):
+    def __init__(self, options: ApiOptions, host_of: Callable[[Request], ApiHost]) -> None:
+        schema = build_schema(
+            max_depth=options.max_depth,
+            max_aliases=options.max_aliases,
+            max_tokens=options.max_tokens,
+            introspection=options.introspection,
+        )
+        # Queries over GET would be cross-site requests a browser sends freely: POST only.
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if options.graphiql else None,
+            allow_queries_via_get=False,
+            subscription_protocols=(),
+        )
+        self._host_of = host_of
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+        if not isinstance(request, Request) or not isinstance(response, Response):
+            raise TypeError("the admin API serves HTTP only")
+        return await build_context(request, response, self._host_of(request))
+
+
+def create_graphql_app(options: ApiOptions, *, host_of: Callable[[Request], ApiHost]) -> ASGIApp:
+    """The API as an ASGI app; `host_of(request)` returns the host's services for a request."""
+    return CORSMiddleware(
+        _GraphQLView(options, host_of),
+        allow_origins=list(options.cors_origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+        expose_headers=["X-Request-Id"],
+        max_age=600,
+    )

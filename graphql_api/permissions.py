@@ -1,0 +1,60 @@
+"""Permission classes: who may call a field at all. What rows they see is the services' job.
+
+Fields list the classes in order, broadest first: `[IsAuthenticated, IsOperator, CanWrite]`.
+The tenant-admin half adds `IsTenantAdmin` beside `IsOperator`.
+"""
+
+from typing import Any
+
+from strawberry.permission import BasePermission, PermissionExtension
+from strawberry.types import Info
+
+from graphql_api.context import Context
+from graphql_api.errors import FORBIDDEN, UNAUTHENTICATED, ApiError
+
+
+class IsAuthenticated(BasePermission):
+    """The request carries valid credentials; anonymous callers get nothing."""
+
+    message = "authentication required: send Authorization: Bearer <token>"
+    error_extensions = {"code": UNAUTHENTICATED}  # noqa: RUF012 (strawberry reads it as a class attribute)
+
+    def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        if info.context.credentials_rejected:
+            raise ApiError(UNAUTHENTICATED, "the bearer token is unknown or revoked")
+        return info.context.caller.is_authenticated
+
+
+class IsOperator(BasePermission):
+    """The caller is one of the vendor's operators (an API token)."""
+
+    message = "an operator token is required"
+    error_extensions = {"code": FORBIDDEN}  # noqa: RUF012
+
+    def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        return info.context.caller.is_operator
+
+
+class CanWrite(BasePermission):
+    """The caller may change things: an operator token with scope `write`."""
+
+    message = "a write token is required"
+    error_extensions = {"code": FORBIDDEN}  # noqa: RUF012
+
+    def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        return info.context.caller.can_write
+
+
+def authenticated() -> PermissionExtension:
+    """Any caller with valid credentials."""
+    return PermissionExtension(permissions=[IsAuthenticated()])
+
+
+def operator() -> PermissionExtension:
+    """Read access to the vendor's operations view."""
+    return PermissionExtension(permissions=[IsAuthenticated(), IsOperator()])
+
+
+def operator_write() -> PermissionExtension:
+    """Changes in the vendor's operations view."""
+    return PermissionExtension(permissions=[IsAuthenticated(), IsOperator(), CanWrite()])
