@@ -140,19 +140,20 @@ class BasicCalls:
                     detail=detail,
                 )
             if created or instance.status is InstanceStatus.PROVISIONING:
-                job = await self._provision_job(session, product, instance, now=now)
+                job = await self._provision_job(session, product, instance, now=now, created=created)
         await self._wait(self._start(job), deadline)
         return await self._provisioning_answer(product, instance.instance_id)
 
     async def _provision_job(
-        self, session: AsyncSession, product: Product, instance: Instance, *, now: datetime
+        self, session: AsyncSession, product: Product, instance: Instance, *, now: datetime, created: bool
     ) -> Job:
         """The pending provisioning job of `instance`, created if there is none."""
-        existing = await jobs.get_pending_job(
-            session, product=product.slug, sequence_key=_sequence(instance.instance_id), kind="provision"
-        )
-        if existing is not None:
-            return existing
+        if not created:
+            existing = await jobs.get_pending_job(
+                session, product=product.slug, sequence_key=_sequence(instance.instance_id), kind="provision"
+            )
+            if existing is not None:
+                return existing
         return await jobs.create_job(
             session,
             product=product.slug,
@@ -162,6 +163,7 @@ class BasicCalls:
             now=now,
             lease_owner=self._runner.owner,
             lease_s=self._runner.lease_s,
+            new_sequence=created,
         )
 
     async def _provisioning_answer(self, product: Product, instance_id: str) -> Answer:

@@ -167,10 +167,12 @@ def demo(host: str, port: int, data_dir: Path) -> None:
     Prints the demo product's production address and keys. Its order queries go to a local
     stand-in of the marketplace's open API on the next port, never to the internet.
     """
-    from gateway.simulator.open_api import DEMO_ACCESS_KEY, DEMO_SECRET_KEY, create_demo_open_api_app
+    from gateway.simulator.open_api import DEMO_ACCESS_KEY, DEMO_SECRET_KEY
+    from gateway.simulator.scenario_orders import create_scenario_open_api_app
 
     data_dir.mkdir(parents=True, exist_ok=True)
     keys = _demo_keys(data_dir / "demo-keys.txt")
+    rsa_public = _demo_rsa_key_pair(data_dir)
     products_file = data_dir / "demo-products.toml"
     products_file.write_text(
         f"""# Written by `marketgate demo`; the keys live in demo-keys.txt beside it.
@@ -182,6 +184,7 @@ answer_deadline_s = 3.0
 open_api_endpoint = "http://{host}:{port + 1}"
 open_api_ak = "{DEMO_ACCESS_KEY}"
 open_api_sk = "{DEMO_SECRET_KEY}"
+rsa_private_key_file = "demo-rsa-private.pem"
 """,
         encoding="utf-8",
     )
@@ -206,11 +209,25 @@ MarketGate demo
   open API stand-in   http://{host}:{port + 1}
 
 Drive it as the marketplace would, from another terminal:
-  .venv/bin/marketgate simulate run --url {public_url}/koogallery/{DEMO_SLUG} --key {keys}
+  .venv/bin/marketgate simulate run --url {public_url}/koogallery/{DEMO_SLUG} --key {keys} \\
+      --rsa-public-key {rsa_public}
 """,
         err=True,
     )
-    _run_servers(settings, [(create_app(settings), host, port), (create_demo_open_api_app(), host, port + 1)])
+    _run_servers(settings, [(create_app(settings), host, port), (create_scenario_open_api_app(), host, port + 1)])
+
+
+def _demo_rsa_key_pair(data_dir: Path) -> Path:
+    """The demo product's RSA key pair for applicationSync, made once; returns the public key's path."""
+    from gateway.koogallery.client_secret import new_key_pair
+
+    private, public = data_dir / "demo-rsa-private.pem", data_dir / "demo-rsa-public.pem"
+    if not private.exists() or not public.exists():
+        pair = new_key_pair()
+        private.write_bytes(pair.private_pem)
+        private.chmod(0o600)
+        public.write_bytes(pair.public_pem)
+    return public
 
 
 def _demo_keys(path: Path) -> str:

@@ -141,6 +141,10 @@ class JobRunner:
         free = self._concurrency - len(self._running)
         if free <= 0:
             return 0
+        now = self._clock.now()
+        async with self._database.reader() as session:
+            if not await jobs.has_due_jobs(session, now=now):
+                return 0  # most polls: nothing to do, and no write transaction taken for it
         async with self._database.transaction() as session:
             claimed = await jobs.claim_due_jobs(
                 session, owner=self.owner, now=self._clock.now(), lease_s=self._lease_s, limit=free
@@ -168,7 +172,11 @@ class JobRunner:
             else:
                 async with self._database.transaction() as session:
                     await jobs.complete_job(session, job_id=job.id, owner=self.owner, now=self._clock.now())
-                self._wake.set()  # a later job of the same sequence may now be due
+                    successor = job.sequence_key is not None and await jobs.sequence_has_pending(
+                        session, sequence_key=job.sequence_key
+                    )
+                if successor:
+                    self._wake.set()  # the next job of the sequence is due now
             finally:
                 # Stopped, not cancelled: a lease update in flight finishes its transaction.
                 done.set()

@@ -74,10 +74,10 @@ async def create_instance_if_absent(
         "created_at": now,
         "updated_at": now,
     }
-    inserted = await session.exec(
-        insert(Instance).values(**values).on_conflict_do_nothing().returning(col(Instance.id))
-    )
-    created = inserted.scalar_one_or_none() is not None
+    inserted = await session.exec(insert(Instance).values(**values).on_conflict_do_nothing().returning(Instance))
+    instance = inserted.scalars().first()
+    if instance is not None:
+        return instance, True
     query = select(Instance).where(
         Instance.product == product, Instance.order_id == order_id, Instance.order_line_id == order_line_id
     )
@@ -85,7 +85,7 @@ async def create_instance_if_absent(
     if instance is None:
         # The instance id is taken by another order line: a new businessId will be sent.
         raise InvalidTransitionError("instance id already used by another order line")
-    return instance, created
+    return instance, False
 
 
 async def change_status(

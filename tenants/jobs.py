@@ -38,12 +38,14 @@ async def create_job(
     sequence_key: str | None = None,
     lease_owner: str | None = None,
     lease_s: float = 0.0,
+    new_sequence: bool = False,
 ) -> Job:
     """Add a job; with `lease_owner` it is born claimed, for the caller to run at once.
 
-    A job that must wait for an earlier one of its sequence is never born claimed.
+    A job that must wait for an earlier one of its sequence is never born claimed;
+    `new_sequence` says the caller knows there is none (its sequence was just created).
     """
-    if lease_owner and sequence_key and await _sequence_busy(session, sequence_key):
+    if lease_owner and sequence_key and not new_sequence and await _sequence_busy(session, sequence_key):
         lease_owner = None
     job = Job(
         product=product,
@@ -114,6 +116,22 @@ async def complete_job(session: AsyncSession, *, job_id: int, owner: str, now: d
         .values(state=JobState.DONE, lease_owner=None, lease_until=None, updated_at=now, last_error=None)
     )
     return bool(result.rowcount)
+
+
+async def sequence_has_pending(session: AsyncSession, *, sequence_key: str) -> bool:
+    """Whether a job of the sequence still waits to run."""
+    return await _sequence_busy(session, sequence_key)
+
+
+async def has_due_jobs(session: AsyncSession, *, now: datetime) -> bool:
+    """A cheap read before a claim: is any job due and not leased by a live owner?"""
+    due = (
+        select(Job.id)
+        .where(Job.state == JobState.PENDING, Job.run_at <= now)
+        .where(or_(col(Job.lease_until).is_(None), col(Job.lease_until) < now))
+        .limit(1)
+    )
+    return (await session.exec(due)).first() is not None
 
 
 async def fail_job(

@@ -30,7 +30,9 @@ from tenants.migrate import upgrade
 from tests.fakes import Behaviour, recording_factory
 
 POSTGRES_URL = os.environ.get("MARKETGATE_TEST_DATABASE_URL", "postgresql://127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("MARKETGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+# A Redis database of this run's own (1 to 12; 13 to 15 are the benchmarks' and the store tests'),
+# so that test runs side by side do not flush each other's keys.
+REDIS_URL = os.environ.get("MARKETGATE_TEST_REDIS_URL", f"redis://127.0.0.1:6379/{1 + os.getpid() % 12}")
 ALPHA_KEY = "alpha-access-key-0123456789"
 BETA_KEY = "beta-access-key-9876543210"
 

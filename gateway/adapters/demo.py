@@ -24,13 +24,16 @@ password; issuing a second password could contradict the first if both answers w
 """
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from starlette.applications import Starlette
 
@@ -95,6 +98,14 @@ def admin_user_for(instance_id: str) -> str:
     return "admin-" + hashlib.sha256(instance_id.encode("utf-8")).hexdigest()[:8]
 
 
+def _own_database(context: AdapterContext) -> str:
+    """Where the demo keeps its tables: beside MarketGate's on PostgreSQL; in a file of its own
+    on SQLite, so that its writes never wait on MarketGate's (SQLite has one writer per file)."""
+    if make_url(context.database_url).get_backend_name() != "sqlite":
+        return context.database_url
+    return f"sqlite:///{Path(context.data_dir) / f'demo-{context.product}.db'}"
+
+
 class DemoAdapter:
     """The adapter of the demo product; see the module docstring for its settings."""
 
@@ -105,7 +116,7 @@ class DemoAdapter:
         self.settings = _settings(settings)
         self.context = context
         try:
-            self._store = WorkspaceStore(context.database_url)
+            self._store = WorkspaceStore(_own_database(context))
         except (ValueError, ArgumentError) as exc:
             raise AdapterConfigError(f"demo adapter cannot use database {context.database_url!r}: {exc}") from exc
         self._provision_lock = asyncio.Lock()
@@ -137,15 +148,15 @@ class DemoAdapter:
     async def provision(self, request: ProvisionRequest) -> AppInfo:
         """Create the workspace and its administrator; a repeat returns the same, without password."""
         instance = request.instance
-        async with self._provision_lock:
+        limit = self.settings.refuse_when_more_than
+        password = new_password()
+        # Only a quota needs provisionings in line (count, then insert); without one they run side by side.
+        async with self._provision_lock if limit is not None else contextlib.nullcontext():
             existing = await self._store.get(product=instance.product, instance_id=instance.instance_id)
             if existing is None:
-                limit = self.settings.refuse_when_more_than
                 if limit is not None and await self._store.count_live(product=instance.product) >= limit:
                     raise Refused(Refusal.NO_RESOURCE, f"all {limit} demo workspaces are taken")
-                password = new_password()
-                password_hash = await asyncio.to_thread(hash_password, password)
-                workspace = self._new_workspace(request, password_hash=password_hash)
+                workspace = self._new_workspace(request, password_hash=hash_password(password))
                 if await self._store.insert(workspace):
                     return self._app_info(workspace, password=password)
                 # Another process created it first: answer as a repeat.
@@ -233,7 +244,7 @@ class DemoAdapter:
         workspace = await self._store.get(product=instance.product, instance_id=instance.instance_id)
         if workspace is None or not workspace.is_live or workspace.admin_password_hash is None:
             return False
-        return await asyncio.to_thread(verify_password, password, workspace.admin_password_hash)
+        return verify_password(password, workspace.admin_password_hash)
 
     async def on_directory_event(self, event: DirectoryEvent) -> None:
         """Keep the product's member list: who the buyer authorized, with which role."""

@@ -44,7 +44,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "d.db"
+    """On SQLite the demo keeps its tables in a file of its own, in the data folder."""
+    return tmp_path / "demo-demo.db"
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def context(tmp_path: Path, db_path: Path) -> AdapterContext:
         product="demo",
         product_name="Demo Workspace",
         public_url=PUBLIC_URL,
-        database_url=f"sqlite:///{db_path}",
+        database_url=f"sqlite:///{tmp_path / 'marketgate.db'}",
         data_dir=str(tmp_path),
     )
 
@@ -109,7 +110,7 @@ async def test_full_lifecycle(adapter: DemoAdapter, pages: httpx.AsyncClient, db
     [row] = rows(db_path)
     assert row["status"] == "active"
     assert app_info.password not in row["admin_password_hash"]
-    assert row["admin_password_hash"].startswith("scrypt$")
+    assert row["admin_password_hash"].startswith("sha256$")
 
     # describe gives the same access information, never the password
     assert await adapter.describe(ref()) == AppInfo(
