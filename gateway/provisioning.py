@@ -26,8 +26,8 @@ from gateway.koogallery.orders import OrderInfo
 from gateway.koogallery.times import parse_marketplace_time
 from gateway.order_query import OrderQueryClient, OrderQueryError, OrderQueryUnavailableError
 from gateway.products import Product, app_info_fields
-from gateway.worker import JobHandler, PermanentJobError
-from tenants import instances
+from gateway.worker import Finished, JobHandler, PermanentJobError
+from tenants import instances, jobs
 from tenants.database import Database
 from tenants.models import Instance, InstanceStatus, Job
 from tenants.secretbox import SecretBox
@@ -77,21 +77,22 @@ class InstanceJobs:
             )
         return (product, instance) if instance is not None else None
 
-    async def provision(self, job: Job) -> None:
+    async def provision(self, job: Job) -> Finished | None:
         loaded = await self._load(job)
         if loaded is None or loaded[1].status is not InstanceStatus.PROVISIONING:
-            return
+            return None
         product, instance = loaded
         if not product.reaches_adapter(is_test=instance.is_test):
-            await self._finish_provisioning(product, instance, order=None, app_info=self.test_app_info(product))
-            return
+            return await self._finish_provisioning(
+                job, product, instance, order=None, app_info=self.test_app_info(product)
+            )
         order = await self._query_order(product, instance.order_id, instance.order_line_id)
         try:
             app_info = await product.adapter.provision(ProvisionRequest(instance=product.ref(instance), order=order))
         except Refused as refused:
             await self._fail_provisioning(product, instance, code=refused.refusal.value, reason=refused.message)
-            return
-        await self._finish_provisioning(product, instance, order=order, app_info=app_info)
+            return None
+        return await self._finish_provisioning(job, product, instance, order=order, app_info=app_info)
 
     def test_app_info(self, product: Product) -> AppInfo:
         """What MarketGate answers for a debug instance its adapter never sees."""
@@ -116,15 +117,16 @@ class InstanceJobs:
         return order_from_info(info, order_line_id=order_line_id)
 
     async def _finish_provisioning(
-        self, product: Product, instance: Instance, *, order: Order | None, app_info: AppInfo
-    ) -> None:
+        self, job: Job, product: Product, instance: Instance, *, order: Order | None, app_info: AppInfo
+    ) -> Finished | None:
+        """The instance becomes active, and its job done, in one transaction."""
         now = self._clock.now()
         async with self._database.transaction() as session:
             current = await instances.get_instance_for_update(
                 session, product=product.slug, instance_id=instance.instance_id
             )
             if current is None or current.status is not InstanceStatus.PROVISIONING:
-                return
+                return None
             if order is not None:
                 apply_order(current, order)
             current.app_info = self.stored_app_info(app_info)
@@ -132,7 +134,9 @@ class InstanceJobs:
             await instances.change_status(
                 session, instance=current, status=InstanceStatus.ACTIVE, activity="provisioned", now=now
             )
+            successor_due = await jobs.finish_job(session, job=job, now=now)
         log.info("instance_provisioned", product=product.slug, instance_id=instance.instance_id)
+        return Finished(successor_due=successor_due)
 
     async def _fail_provisioning(self, product: Product, instance: Instance, *, code: str, reason: str) -> None:
         now = self._clock.now()

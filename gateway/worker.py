@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
@@ -25,7 +26,15 @@ log = structlog.get_logger(__name__)
 
 _WAIT_POLL_S = 0.02
 
-JobHandler = Callable[[Job], Awaitable[None]]
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What a handler returns when it marked its job done itself, in its own last transaction
+    (`tenants.jobs.finish_job`), saving a transaction; None leaves that to the runner."""
+
+    successor_due: bool
+
+
+JobHandler = Callable[[Job], Awaitable[Finished | None]]
 
 
 class PermanentJobError(Exception):
@@ -159,7 +168,7 @@ class JobRunner:
             done = asyncio.Event()
             heartbeat = asyncio.create_task(self._keep_lease(job.id, done))
             try:
-                await self._handlers[job.kind](job)
+                finished = await self._handlers[job.kind](job)
             except asyncio.CancelledError:
                 raise
             except (RetryLater, DatabaseUnavailableError) as exc:
@@ -170,12 +179,12 @@ class JobRunner:
                 log.exception("job_failed", job_id=job.id, kind=job.kind, product=job.product)
                 await self._record_failure(job, f"{type(exc).__name__}: {exc}", retry=True)
             else:
-                async with self._database.transaction() as session:
-                    await jobs.complete_job(session, job_id=job.id, owner=self.owner, now=self._clock.now())
-                    successor = job.sequence_key is not None and await jobs.sequence_has_pending(
-                        session, sequence_key=job.sequence_key
-                    )
-                if successor:
+                if finished is None:
+                    async with self._database.transaction() as session:
+                        successor_due = await jobs.finish_job(session, job=job, now=self._clock.now())
+                else:
+                    successor_due = finished.successor_due
+                if successor_due:
                     self._wake.set()  # the next job of the sequence is due now
             finally:
                 # Stopped, not cancelled: a lease update in flight finishes its transaction.

@@ -118,6 +118,15 @@ async def complete_job(session: AsyncSession, *, job_id: int, owner: str, now: d
     return bool(result.rowcount)
 
 
+async def finish_job(session: AsyncSession, *, job: Job, now: datetime) -> bool:
+    """Mark `job` done inside the caller's transaction (its last change); True if the next job
+    of its sequence is now due."""
+    assert job.id is not None and job.lease_owner is not None
+    if not await complete_job(session, job_id=job.id, owner=job.lease_owner, now=now):
+        return False
+    return job.sequence_key is not None and await _sequence_busy(session, job.sequence_key)
+
+
 async def sequence_has_pending(session: AsyncSession, *, sequence_key: str) -> bool:
     """Whether a job of the sequence still waits to run."""
     return await _sequence_busy(session, sequence_key)

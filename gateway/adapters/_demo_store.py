@@ -118,11 +118,12 @@ class WorkspaceStore:
         self._schema_lock = asyncio.Lock()
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection]:
-        """A connection in a transaction; a database that does not answer means "retry later"."""
+    async def _connection(self, *, write: bool = True) -> AsyncIterator[AsyncConnection]:
+        """A connection (in a transaction when it writes); a database that does not answer means
+        "retry later"."""
         try:
             await self._ensure_schema()
-            async with self._engine.begin() as connection:
+            async with self._engine.begin() if write else self._engine.connect() as connection:
                 yield connection
         except (OperationalError, OSError) as exc:
             raise RetryLater(f"demo database unavailable: {type(exc).__name__}") from exc
@@ -144,7 +145,7 @@ class WorkspaceStore:
         query = select(demo_workspaces).where(
             demo_workspaces.c.product == product, demo_workspaces.c.instance_id == instance_id
         )
-        async with self._connection() as connection:
+        async with self._connection(write=False) as connection:
             row = (await connection.execute(query)).mappings().first()
         return _workspace(row) if row is not None else None
 
@@ -154,7 +155,7 @@ class WorkspaceStore:
             .select_from(demo_workspaces)
             .where(demo_workspaces.c.product == product, demo_workspaces.c.status.in_(list(LIVE_STATUSES)))
         )
-        async with self._connection() as connection:
+        async with self._connection(write=False) as connection:
             return int((await connection.execute(query)).scalar_one())
 
     async def insert(self, workspace: Workspace) -> bool:
