@@ -143,6 +143,7 @@ def create_app(
             lease_s=settings.job_lease_s,
             poll_interval_s=settings.job_poll_interval_s,
             max_attempts=settings.job_max_attempts,
+            on_dead={"provision": instance_jobs.provisioning_gave_up},
         )
         kit_syncs.attach(runner)
         call_log = CallLogWriter(database)

@@ -7,6 +7,8 @@ answered as soon as they are durable, and their jobs run at once in the backgrou
 """
 
 import asyncio
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,8 +53,14 @@ class Answer:
     instance_id: str | None = None
 
 
-def _sequence(instance_id: str) -> str:
-    return f"instance:{instance_id}"
+def _sequence(product: str, instance_id: str) -> str:
+    """The jobs of one instance run in order; the key names the product too (ids are per product)."""
+    return _job_key("instance", product, instance_id)
+
+
+def _job_key(*parts: str) -> str:
+    """A bounded, unambiguous key for jobs (ids of 64 characters each would not fit the column)."""
+    return hashlib.sha256(json.dumps(parts).encode("utf-8")).hexdigest()
 
 
 class BasicCalls:
@@ -149,8 +157,9 @@ class BasicCalls:
     ) -> Job:
         """The pending provisioning job of `instance`, created if there is none."""
         if not created:
+            sequence_key = _sequence(product.slug, instance.instance_id)
             existing = await jobs.get_pending_job(
-                session, product=product.slug, sequence_key=_sequence(instance.instance_id), kind="provision"
+                session, product=product.slug, sequence_key=sequence_key, kind="provision"
             )
             if existing is not None:
                 return existing
@@ -159,7 +168,7 @@ class BasicCalls:
             product=product.slug,
             kind="provision",
             payload={"instance_id": instance.instance_id},
-            sequence_key=_sequence(instance.instance_id),
+            sequence_key=_sequence(product.slug, instance.instance_id),
             now=now,
             lease_owner=self._runner.owner,
             lease_s=self._runner.lease_s,
@@ -203,7 +212,7 @@ class BasicCalls:
 
     async def _refresh_instance(self, product: Product, request: RefreshInstance, *, request_id: str) -> Answer:
         now = self._clock.now()
-        dedupe_key = f"renew:{request.instance_id}:{request.order_id}:{request.order_line_id}"
+        dedupe_key = _job_key("renew", request.instance_id, request.order_id, request.order_line_id)
         async with self._database.transaction() as session:
             instance = await self._locked_live_instance(session, product, request.instance_id)
             if instance is None:
@@ -249,7 +258,7 @@ class BasicCalls:
             kind=kind,
             payload=payload,
             dedupe_key=dedupe_key,
-            sequence_key=_sequence(instance.instance_id),
+            sequence_key=_sequence(product.slug, instance.instance_id),
             now=now,
             lease_owner=self._runner.owner,
             lease_s=self._runner.lease_s,
@@ -310,7 +319,7 @@ class BasicCalls:
         self, product: Product, request: UpgradeInstance, *, request_id: str, deadline: float
     ) -> Answer:
         now = self._clock.now()
-        dedupe_key = f"upgrade:{request.instance_id}:{request.order_id}:{request.order_line_id}"
+        dedupe_key = _job_key("upgrade", request.instance_id, request.order_id, request.order_line_id)
         async with self._database.transaction() as session:
             instance = await self._locked_live_instance(session, product, request.instance_id)
             if instance is None:
@@ -349,7 +358,7 @@ class BasicCalls:
             instance = await instances.get_instance(session, product=product.slug, instance_id=request.instance_id)
         if instance is None or instance.status in (InstanceStatus.RELEASED, InstanceStatus.FAILED):
             return Answer(ResultCode.INSTANCE_NOT_FOUND, reason="no live instance", instance_id=request.instance_id)
-        if not product.reaches_adapter(is_test=instance.is_test):
+        if not product.reaches_adapter(is_test=request.is_test or instance.is_test):
             return Answer(ResultCode.SUCCESS, instance_id=request.instance_id, reason="test call")
         target = request.product_info
         check = ChangeCheckRequest(

@@ -59,13 +59,26 @@ class CallLogWriter:
         while self._buffer:
             entries, self._buffer = self._buffer[: self._batch], self._buffer[self._batch :]
             try:
-                async with self._database.transaction() as session:
-                    for entry in entries:
-                        await create_call_log_entry(session, entry=entry)
+                await self._write(entries)
             except DatabaseUnavailableError as exc:
                 self._buffer[:0] = entries
                 log.warning("call_log_flush_failed", error=str(exc), buffered=len(self._buffer))
                 return
+            except Exception:  # a row the database refuses must not lose the batch or stop the writer
+                log.exception("call_log_batch_refused", entries=len(entries))
+                for entry in entries:
+                    await self._write_alone(entry)
+
+    async def _write(self, entries: list[CallLogEntry]) -> None:
+        async with self._database.transaction() as session:
+            for entry in entries:
+                await create_call_log_entry(session, entry=entry)
+
+    async def _write_alone(self, entry: CallLogEntry) -> None:
+        try:
+            await self._write([entry])
+        except Exception:  # this one row cannot be stored; the others were
+            log.error("call_log_entry_dropped", request_id=entry.request_id, product=entry.product)
 
     async def _run(self) -> None:
         while not self._stopping:

@@ -23,6 +23,7 @@ from gateway.adapters.contract import (
 )
 from gateway.clock import Clock
 from gateway.koogallery.orders import OrderInfo
+from gateway.koogallery.results import ResultCode
 from gateway.koogallery.times import parse_marketplace_time
 from gateway.order_query import OrderQueryClient, OrderQueryError, OrderQueryUnavailableError
 from gateway.products import Product, app_info_fields
@@ -93,6 +94,15 @@ class InstanceJobs:
             await self._fail_provisioning(product, instance, code=refused.refusal.value, reason=refused.message)
             return None
         return await self._finish_provisioning(job, product, instance, order=order, app_info=app_info)
+
+    async def provisioning_gave_up(self, job: Job) -> None:
+        """Its job is dead (retries spent): the instance becomes `failed`, answered 000005 until
+        the marketplace's next newInstance for the order line tries again."""
+        loaded = await self._load(job)
+        if loaded is not None and loaded[1].status is InstanceStatus.PROVISIONING:
+            product, instance = loaded
+            reason = f"provisioning gave up: {job.last_error or 'retries spent'}"
+            await self._fail_provisioning(product, instance, code=ResultCode.INTERNAL_ERROR.value, reason=reason)
 
     def test_app_info(self, product: Product) -> AppInfo:
         """What MarketGate answers for a debug instance its adapter never sees."""

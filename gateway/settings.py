@@ -26,6 +26,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9-]{1,48}$")
+MIN_KEY_BYTES = 8
+"""The shortest access key accepted at all (production asks for 16 characters, without placeholders)."""
+ROLE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 DEFAULT_DATA_DIR = Path(".marketgate")
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-do-not-use"  # noqa: S105 - refused in production
 _PLACEHOLDERS = ("change-me", "changeme", "placeholder", "example", "secret", "xxx")
@@ -72,21 +75,16 @@ class ProductConfig(BaseModel):
     rsa_private_key: SecretStr | None = None
     tenant_domain_allow: list[str] = Field(default_factory=list)
 
-    @field_validator("access_key", "kit_access_key")
-    @classmethod
-    def _key_not_empty(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value():
-            raise ValueError("must not be empty")
-        return value
-
     @model_validator(mode="after")
-    def _keys_decode(self) -> "ProductConfig":
-        if self.key_encoding is KeyEncoding.BASE64:
-            for key in self._all_keys():
-                try:
-                    base64.b64decode(key.get_secret_value(), validate=True)
-                except binascii.Error as exc:
-                    raise ValueError("key_encoding is base64 but a key is not valid Base64") from exc
+    def _keys_usable(self) -> "ProductConfig":
+        # An empty key would let anyone sign: every key, current or previous, must have content.
+        for key in self._all_keys():
+            try:
+                decoded = self._decode(key)
+            except binascii.Error as exc:
+                raise ValueError("key_encoding is base64 but a key is not valid Base64") from exc
+            if len(decoded) < MIN_KEY_BYTES:
+                raise ValueError(f"every access key must have at least {MIN_KEY_BYTES} bytes")
         return self
 
     def _all_keys(self) -> list[SecretStr]:
@@ -95,7 +93,9 @@ class ProductConfig(BaseModel):
 
     def _decode(self, key: SecretStr) -> bytes:
         text = key.get_secret_value()
-        return base64.b64decode(text) if self.key_encoding is KeyEncoding.BASE64 else text.encode("utf-8")
+        if self.key_encoding is KeyEncoding.BASE64:
+            return base64.b64decode(text, validate=True)
+        return text.encode("utf-8")
 
     @property
     def basic_keys(self) -> list[bytes]:
@@ -130,14 +130,18 @@ def _read_secret(entry: str, source: Any, suffix: str, base_dir: Path) -> str:
     if not isinstance(source, str) or not source:
         raise ConfigError(f"{entry}: must be a non-empty string")
     if suffix == "_env":
-        if source not in os.environ:
-            raise ConfigError(f"{entry}: environment variable {source} is not set")
-        return os.environ[source]
+        value = os.environ.get(source, "")
+        if not value:
+            raise ConfigError(f"{entry}: environment variable {source} is not set or empty")
+        return value
     path = base_dir / source
     try:
-        return path.read_text(encoding="utf-8").strip()
+        value = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"{entry}: cannot read {path}: {exc.strerror}") from exc
+    if not value:
+        raise ConfigError(f"{entry}: {path} is empty")
+    return value
 
 
 _SECRET_FIELDS = frozenset(
@@ -228,9 +232,13 @@ class Settings(BaseSettings):
         if self.secret_key.get_secret_value() == DEVELOPMENT_SECRET_KEY:
             raise ConfigError("MARKETGATE_SECRET_KEY is the development placeholder")
         for slug, product in self.products.items():
-            text = product.access_key.get_secret_value().lower()
-            if len(text) < 16 or any(marker in text for marker in _PLACEHOLDERS):
-                raise ConfigError(f"product {slug!r}: access_key looks like a placeholder")
+            for key in product._all_keys():
+                text = key.get_secret_value().lower()
+                if len(text) < 16 or any(marker in text for marker in _PLACEHOLDERS):
+                    raise ConfigError(f"product {slug!r}: an access key looks like a placeholder or is too short")
+            redeem = product.sso_redeem_key.get_secret_value().lower() if product.sso_redeem_key else None
+            if redeem is not None and any(marker in redeem for marker in _PLACEHOLDERS):
+                raise ConfigError(f"product {slug!r}: sso_redeem_key looks like a placeholder")
 
     @property
     def secret(self) -> bytes:

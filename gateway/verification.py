@@ -4,9 +4,11 @@ The order is the contract's (§2). The nonce is recorded only when the call is a
 so neither a forger nor a malformed call can burn nonces.
 """
 
+import secrets
+
 from gateway.clock import Clock, epoch_ms
 from gateway.koogallery import signing
-from gateway.koogallery.errors import ReplayedNonceError
+from gateway.koogallery.errors import BadSignatureError, ReplayedNonceError
 from gateway.koogallery.payload import JsonObject, canonical_payload, parse_object
 from gateway.koogallery.signing import CallKind, SignatureInputs
 from gateway.products import Product
@@ -24,14 +26,22 @@ class CallVerifier:
         window_ms = int(product.config.timestamp_window_s * 1000)
         signing.check_timestamp(timestamp, now_ms=epoch_ms(self._clock.now()), window_ms=window_ms)
         payload = parse_object(raw)
-        canonical = canonical_payload(payload)
-        payloads = [raw] if canonical is None or canonical == raw else [canonical, raw]
         keys = product.config.basic_keys if kind is CallKind.BASIC else product.config.kit_keys
-        signing.verify(kind, keys=keys, signature=signature, nonce=nonce, timestamp=timestamp, payloads=payloads)
+        try:
+            # The marketplace sends its bodies canonical already: the raw bytes usually match,
+            # and trying them first spares re-serialising the body. Both forms are accepted either way.
+            signing.verify(kind, keys=keys, signature=signature, nonce=nonce, timestamp=timestamp, payloads=[raw])
+        except BadSignatureError:
+            canonical = canonical_payload(payload)
+            if canonical is None or canonical == raw:
+                raise
+            signing.verify(kind, keys=keys, signature=signature, nonce=nonce, timestamp=timestamp, payloads=[canonical])
         return payload
 
     async def consume_nonce(self, kind: CallKind, product: Product, nonce: str) -> None:
         """Record the nonce of an accepted call; a second use within 2 × window is a replay."""
         ttl_s = 2 * product.config.timestamp_window_s
-        if not await self._store.add_if_absent(store_key("nonce", product.slug, kind.value, nonce), b"1", ttl_s):
+        # A value unique to this call, so that a retried write that had landed is not taken for a replay.
+        marker = secrets.token_bytes(16)
+        if not await self._store.add_if_absent(store_key("nonce", product.slug, kind.value, nonce), marker, ttl_s):
             raise ReplayedNonceError("nonce already used")

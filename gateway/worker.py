@@ -56,10 +56,12 @@ class JobRunner:
         poll_interval_s: float,
         max_attempts: int,
         concurrency: int = 8,
+        on_dead: Mapping[str, JobHandler] | None = None,
     ) -> None:
         self.owner = f"worker-{uuid.uuid4().hex[:12]}"
         self._database = database
         self._handlers = handlers
+        self._on_dead = dict(on_dead or {})
         self._clock = clock
         self._lease_s = lease_s
         self._poll_interval_s = poll_interval_s
@@ -128,6 +130,8 @@ class JobRunner:
 
     def _launch(self, job: Job) -> asyncio.Task[None]:
         assert job.id is not None
+        if (running := self._running.get(job.id)) is not None:
+            return running  # claimed again while it waited for a slot: it is already running here
         task = asyncio.create_task(self._run(job), name=f"marketgate-job-{job.id}")
         self._running[job.id] = task
         task.add_done_callback(lambda _: self._running.pop(job.id or 0, None))
@@ -164,32 +168,41 @@ class JobRunner:
 
     async def _run(self, job: Job) -> None:
         assert job.id is not None
-        async with self._slots:
-            done = asyncio.Event()
-            heartbeat = asyncio.create_task(self._keep_lease(job.id, done))
-            try:
-                finished = await self._handlers[job.kind](job)
-            except asyncio.CancelledError:
-                raise
-            except (RetryLater, DatabaseUnavailableError) as exc:
-                await self._record_failure(job, f"{type(exc).__name__}: {exc}", retry=True)
-            except PermanentJobError as exc:
-                await self._record_failure(job, str(exc), retry=False)
-            except Exception as exc:  # an adapter bug must not kill the worker; retried, then dead
-                log.exception("job_failed", job_id=job.id, kind=job.kind, product=job.product)
-                await self._record_failure(job, f"{type(exc).__name__}: {exc}", retry=True)
+        current = asyncio.current_task()
+        assert current is not None
+        done = asyncio.Event()
+        # The lease is kept alive from the start, also while the job waits for a slot: a lease
+        # that ran out in the queue would let another process run the same job.
+        heartbeat = asyncio.create_task(self._keep_lease(job.id, done, current))
+        try:
+            async with self._slots:
+                await self._run_handler(job)
+        finally:
+            # Stopped, not cancelled: a lease update in flight finishes its transaction.
+            done.set()
+            await heartbeat
+
+    async def _run_handler(self, job: Job) -> None:
+        assert job.id is not None
+        try:
+            finished = await self._handlers[job.kind](job)
+        except asyncio.CancelledError:
+            raise
+        except (RetryLater, DatabaseUnavailableError) as exc:
+            await self._record_failure(job, f"{type(exc).__name__}: {exc}", retry=True)
+        except PermanentJobError as exc:
+            await self._record_failure(job, str(exc), retry=False)
+        except Exception as exc:  # an adapter bug must not kill the worker; retried, then dead
+            log.exception("job_failed", job_id=job.id, kind=job.kind, product=job.product)
+            await self._record_failure(job, f"{type(exc).__name__}: {exc}", retry=True)
+        else:
+            if finished is None:
+                async with self._database.transaction() as session:
+                    successor_due = await jobs.finish_job(session, job=job, now=self._clock.now())
             else:
-                if finished is None:
-                    async with self._database.transaction() as session:
-                        successor_due = await jobs.finish_job(session, job=job, now=self._clock.now())
-                else:
-                    successor_due = finished.successor_due
-                if successor_due:
-                    self._wake.set()  # the next job of the sequence is due now
-            finally:
-                # Stopped, not cancelled: a lease update in flight finishes its transaction.
-                done.set()
-                await heartbeat
+                successor_due = finished.successor_due
+            if successor_due:
+                self._wake.set()  # the next job of the sequence is due now
 
     async def _record_failure(self, job: Job, error: str, *, retry: bool) -> None:
         assert job.id is not None
@@ -205,8 +218,10 @@ class JobRunner:
             )
         level = log.error if state is JobState.DEAD else log.warning
         level("job_attempt_failed", job_id=job.id, kind=job.kind, product=job.product, state=state, error=error)
+        if state is JobState.DEAD and (gave_up := self._on_dead.get(job.kind)) is not None:
+            await gave_up(job)
 
-    async def _keep_lease(self, job_id: int, done: asyncio.Event) -> None:
+    async def _keep_lease(self, job_id: int, done: asyncio.Event, run: asyncio.Task[None]) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), timeout=self._lease_s / 3)
@@ -215,4 +230,9 @@ class JobRunner:
             with contextlib.suppress(DatabaseUnavailableError):
                 async with self._database.transaction() as session:
                     until = self._clock.now() + timedelta(seconds=self._lease_s)
-                    await jobs.extend_lease(session, job_id=job_id, owner=self.owner, until=until)
+                    kept = await jobs.extend_lease(session, job_id=job_id, owner=self.owner, until=until)
+                if not kept:
+                    # Another process took the job over: this run must not go on beside it.
+                    log.warning("job_lease_lost", job_id=job_id)
+                    run.cancel()
+                    return

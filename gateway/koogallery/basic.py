@@ -8,14 +8,35 @@ import enum
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from gateway.koogallery.errors import BadPayloadError
+from gateway.koogallery.times import parse_marketplace_time
 
 MAX_QUERY_IDS = 100
 
-Id64 = Annotated[str, StringConstraints(min_length=1, max_length=64, strict=True)]
-OptionalId64 = Annotated[str, StringConstraints(max_length=64, strict=True)] | None
+def _storable(text: str) -> str:
+    """Refuse text no database stores faithfully: NUL, and lone surrogates (valid JSON, not UTF-8)."""
+    if "\x00" in text:
+        raise ValueError("must not contain NUL")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode text") from exc
+    return text
+
+
+Id64 = Annotated[str, StringConstraints(min_length=1, max_length=64, strict=True), AfterValidator(_storable)]
+OptionalId64 = Annotated[str, StringConstraints(max_length=64, strict=True), AfterValidator(_storable)] | None
 TestFlag = Annotated[str, StringConstraints(max_length=2, strict=True)] | None
 
 
@@ -70,7 +91,7 @@ class QueryInstance(_Request):
     @field_validator("instance_ids_text")
     @classmethod
     def _one_to_a_hundred_ids(cls, text: str) -> str:
-        ids = [part.strip() for part in text.split(",")]
+        ids = [part.strip() for part in _storable(text).split(",")]
         if not all(ids):
             raise ValueError("empty instance id")
         if len(ids) > MAX_QUERY_IDS:
@@ -90,6 +111,12 @@ class RefreshInstance(_Request):
     expire_time: Annotated[str, StringConstraints(strict=True, pattern=r"^(\d{14}|\d{17})$")] = Field(
         alias="expireTime"
     )
+
+    @field_validator("expire_time")
+    @classmethod
+    def _a_real_time(cls, text: str) -> str:
+        parse_marketplace_time(text)  # 20231399000000 has the shape but is no time
+        return text
 
 
 class UpdateInstanceStatus(_Request):
@@ -135,7 +162,7 @@ class ChangeInstanceCheck(_Request):
         if isinstance(value, str):
             try:
                 return json.loads(value)
-            except json.JSONDecodeError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise ValueError("productInfo is not a JSON object") from exc
         return value
 

@@ -18,6 +18,13 @@ def redact(value: Any) -> Any:
     return value
 
 
+def storable_text(text: str | None) -> str | None:
+    """Text any database stores: NUL removed, lone surrogates (valid JSON, not UTF-8) replaced."""
+    if text is None:
+        return None
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
 def loggable_body(payload: dict[str, Any] | None, raw: bytes, *, limit: int) -> str | None:
     """The body as the call log keeps it: redacted JSON, cut at `limit` characters.
 
@@ -31,6 +38,5 @@ def loggable_body(payload: dict[str, Any] | None, raw: bytes, *, limit: int) -> 
         text = json.dumps(redact(payload), ensure_ascii=False, separators=(",", ":"), default=str)
     except (ValueError, RecursionError):
         return f"<{len(raw)} bytes, not representable>"
-    # Lone surrogates (valid in JSON, not in UTF-8) would make the row unstorable in any database.
-    text = text.encode("utf-8", "replace").decode("utf-8")
+    text = storable_text(text) or ""
     return text if len(text) <= limit else text[:limit] + "…"

@@ -22,7 +22,7 @@ from gateway.call_log import CallLogWriter
 from gateway.clock import Clock
 from gateway.koogallery.errors import ProtocolError
 from gateway.koogallery.payload import JsonObject
-from gateway.koogallery.redaction import loggable_body
+from gateway.koogallery.redaction import loggable_body, storable_text
 from gateway.koogallery.results import ResultCode, answer_body
 from gateway.koogallery.signing import CallKind, SignatureInputs
 from gateway.metrics import Metrics
@@ -144,9 +144,9 @@ def finish_call(
         CallLogEntry(
             product=product.slug,
             kind=record.kind.value,
-            activity=record.activity,
+            activity=storable_text(record.activity),
             result_code=answer.code.value,
-            reason=answer.reason[:512] if answer.reason else None,
+            reason=storable_text(answer.reason[:512]) if answer.reason else None,
             http_status=http_status,
             latency_ms=round(elapsed * 1000, 3),
             request_id=request_id_of(request),

@@ -76,7 +76,11 @@ class Store(Protocol):
     """
 
     async def add_if_absent(self, key: str, value: bytes, ttl_s: float) -> bool:
-        """Set `key` only if it is missing or expired; True if this call set it."""
+        """Set `key` only if it is missing or expired; True if this call set it.
+
+        Give a `value` unique to the caller: a retried write whose first attempt landed is then
+        recognised as the caller's own and still answered True.
+        """
         ...
 
     async def get(self, key: str) -> bytes | None:

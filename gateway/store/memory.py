@@ -178,8 +178,8 @@ class MemoryStore:
         return entry
 
     def _add_if_absent(self, key: str, value: bytes, now: float, ttl_s: float) -> bool:
-        if self._live(key, now) is not None:
-            return False
+        if (entry := self._live(key, now)) is not None:
+            return entry.value == value  # the caller's own earlier write, as Redis answers it
         self._entries[key] = _Entry(value, now + ttl_s)
         return True
 

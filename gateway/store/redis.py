@@ -80,7 +80,15 @@ class RedisStore:
     async def add_if_absent(self, key: str, value: bytes, ttl_s: float) -> bool:
         ttl_ms = _milliseconds(ttl_s, "ttl_s")
         with self._errors():
-            return bool(await self._redis.set(key, value, nx=True, px=ttl_ms))
+            if await self._redis.set(key, value, nx=True, px=ttl_ms):
+                return True
+        # The client retries a command whose reply was lost; if the first attempt landed, the
+        # key holds this caller's own value, and the write was this caller's after all.
+        try:
+            with self._errors():
+                return bool(await self._redis.get(key) == value)
+        except StoreWrongTypeError:
+            return False  # the key holds a set: present, and not this caller's
 
     async def get(self, key: str) -> bytes | None:
         with self._errors():

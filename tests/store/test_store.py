@@ -113,9 +113,18 @@ async def test_add_if_absent_accepts_a_nonce_once_until_it_expires(harness: Harn
 async def test_add_if_absent_under_concurrency_admits_exactly_one(store: Store) -> None:
     key = store_key("nonce", "demo", "race")
 
-    results = await asyncio.gather(*(store.add_if_absent(key, b"v", 5.0) for _ in range(50)))
+    # Each caller brings its own value, as the interface asks.
+    results = await asyncio.gather(*(store.add_if_absent(key, f"v{n}".encode(), 5.0) for n in range(50)))
 
     assert sorted(results) == [False] * 49 + [True]
+
+
+async def test_add_if_absent_recognises_its_own_landed_write(store: Store) -> None:
+    # A retried write whose first attempt landed (its reply lost) is still the caller's own.
+    key = store_key("nonce", "demo", "retried")
+    assert await store.add_if_absent(key, b"mine", 5.0)
+    assert await store.add_if_absent(key, b"mine", 5.0)
+    assert not await store.add_if_absent(key, b"theirs", 5.0)
 
 
 # -- get, set, delete ----------------------------------------------------------------

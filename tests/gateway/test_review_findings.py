@@ -1,0 +1,179 @@
+"""Defects found in review, each pinned by a test: keys, nesting, chunked bodies, real times,
+retries that give up, and ids at the length limit."""
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from pydantic import ValidationError
+from sqlmodel import select
+from starlette.applications import Starlette
+
+from gateway.app import create_app
+from gateway.clock import epoch_ms
+from gateway.koogallery.signing import CallKind
+from gateway.settings import ConfigError, Environment, ProductConfig, Settings
+from gateway.simulator.signer import marketplace_body, new_nonce, sign_call
+from gateway.store import Store
+from tenants.models import InstanceStatus, Job, JobState
+from tests.conftest import Backend, Marketplace
+from tests.fakes import Behaviour, recording_factory
+from tests.gateway.helpers import get_instance, state_counts
+
+pytestmark = pytest.mark.anyio
+
+OLD_KEY = "the-previous-access-key-0001"
+NEW_KEY = "the-current-access-key-00002"
+
+
+def test_empty_or_short_keys_are_refused_wherever_they_stand() -> None:
+    for keys in ({"previous_access_keys": [""]}, {"kit_access_key": "short"}, {"previous_kit_access_keys": ["x"]}):
+        with pytest.raises(ValidationError, match="at least 8 bytes"):
+            ProductConfig.model_validate({"name": "A", "adapter": "demo", "access_key": NEW_KEY, **keys})
+
+
+def test_production_refuses_placeholder_kit_and_previous_keys(tmp_path: Path) -> None:
+    product = ProductConfig.model_validate(
+        {"name": "A", "adapter": "demo", "access_key": NEW_KEY, "kit_access_key": "changeme-changeme"}
+    )
+    with pytest.raises(ConfigError, match="placeholder"):
+        Settings(secret_key="s" * 40, data_dir=tmp_path, products={"a": product})
+
+
+def test_an_empty_secret_source_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.settings import parse_products
+
+    monkeypatch.setenv("EMPTY_KEY", "")
+    (tmp_path / "empty.txt").write_text("\n")
+    for source in ({"access_key_env": "EMPTY_KEY"}, {"access_key_file": "empty.txt"}):
+        with pytest.raises(ConfigError, match="empty"):
+            parse_products({"products": {"a": {"name": "A", "adapter": "demo", **source}}}, base_dir=tmp_path)
+
+
+@pytest.fixture
+async def rotating_app(backend: Backend, tmp_path: Path, store: Store) -> AsyncIterator[Starlette]:
+    backend.reset()
+    encoded = base64.b64encode(b"raw-key-bytes-\x00\xff-rotating").decode()
+    products = {
+        "rot": ProductConfig.model_validate(
+            {"name": "Rot", "adapter": "recording", "access_key": NEW_KEY, "previous_access_keys": [OLD_KEY]}
+        ),
+        "b64": ProductConfig.model_validate(
+            {"name": "B64", "adapter": "recording", "access_key": encoded, "key_encoding": "base64"}
+        ),
+    }
+    settings = Settings(
+        environment=Environment.DEVELOPMENT,
+        database_url=backend.database_url,
+        data_dir=tmp_path,
+        auto_migrate=False,
+        products=products,
+    )
+    behaviours = {"rot": Behaviour(), "b64": Behaviour()}
+    app = create_app(settings, adapter_factories={"recording": recording_factory(behaviours)}, store=store)
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+        yield app
+
+
+async def test_previous_keys_and_base64_keys_verify(rotating_app: Starlette) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=rotating_app), base_url="https://mg") as http:
+        marketplace = Marketplace(http)
+        new = {"activity": "newInstance", "orderId": "R1", "orderLineId": "R1-1", "businessId": "r1"}
+        assert (await marketplace.answer("rot", new, key=OLD_KEY.encode()))["resultCode"] == "000000"
+        assert (await marketplace.answer("rot", {**new, "orderId": "R2", "businessId": "r2"}, key=NEW_KEY.encode()))[
+            "resultCode"
+        ] == "000000"
+        assert (
+            await marketplace.answer("rot", {**new, "orderId": "R3", "businessId": "r3"}, key=b"neither-key-000000")
+        )["resultCode"] == "000001"
+        raw_key = b"raw-key-bytes-\x00\xff-rotating"
+        assert (await marketplace.answer("b64", new, key=raw_key))["resultCode"] == "000000"
+
+
+async def test_deep_nesting_is_a_bad_parameter_without_a_signature(app: Starlette, client: httpx.AsyncClient) -> None:
+    body = b'{"activity":' + b"[" * 500 + b"1" + b"]" * 500 + b"}"
+    params = {"signature": "0" * 64, "timestamp": str(epoch_ms(datetime.now(UTC))), "nonce": new_nonce()}
+    response = await client.post("/koogallery/alpha", content=body, params=params)
+    assert response.json()["resultCode"] == "000002"
+
+
+async def test_chunked_body_over_the_cap_is_413(app: Starlette, client: httpx.AsyncClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(20):
+            yield b"x" * 8192  # 160 KiB, no Content-Length
+
+    response = await client.post("/koogallery/alpha", content=chunks())
+    assert response.status_code == 413
+    assert await state_counts(app) == (0, 0)
+
+
+async def test_a_time_of_the_right_shape_but_no_real_time_is_a_bad_parameter(
+    app: Starlette, marketplace: Marketplace
+) -> None:
+    nonce = new_nonce()
+    refresh = {
+        "activity": "refreshInstance",
+        "instanceId": "i",
+        "orderId": "o",
+        "orderLineId": "l",
+        "scene": "RENEWAL",
+        "expireTime": "20231399000000",
+    }
+    assert (await marketplace.answer("alpha", refresh, nonce=nonce))["resultCode"] == "000002"
+    new = {"activity": "newInstance", "orderId": "T1", "orderLineId": "T1-1", "businessId": "t1"}
+    assert (await marketplace.answer("alpha", new, nonce=nonce))["resultCode"] == "000000"  # nonce unused
+
+
+async def test_ids_at_their_full_length_fit_every_key(app: Starlette, marketplace: Marketplace) -> None:
+    instance_id, order, line = "i" * 64, "o" * 64, "l" * 64
+    new = {"activity": "newInstance", "orderId": order, "orderLineId": line, "businessId": instance_id}
+    assert (await marketplace.answer("alpha", new))["resultCode"] == "000000"
+    upgrade = {"activity": "upgradeInstance", "instanceId": instance_id, "orderId": "u" * 64, "orderLineId": "v" * 64}
+    assert (await marketplace.answer("alpha", upgrade))["resultCode"] == "000000"
+    renew = {
+        "activity": "refreshInstance",
+        "instanceId": instance_id,
+        "orderId": "u" * 64,
+        "orderLineId": "w" * 64,
+        "scene": "RENEWAL",
+        "expireTime": "20301124023618",
+    }
+    assert (await marketplace.answer("alpha", renew))["resultCode"] == "000000"
+
+
+async def test_provisioning_that_gives_up_leaves_the_instance_failed(
+    app: Starlette, marketplace: Marketplace, behaviours: dict[str, Behaviour]
+) -> None:
+    behaviours["alpha"].provision_errors = 1000
+    new = {"activity": "newInstance", "orderId": "G1", "orderLineId": "G1-1", "businessId": "g1"}
+    assert (await marketplace.answer("alpha", new))["resultCode"] == "000004"
+    settings: Settings = app.state.settings
+    for _ in range(settings.job_max_attempts + 5):
+        async with app.state.database.transaction() as session:
+            job = (await session.exec(select(Job))).one()
+            if job.state is JobState.DEAD:
+                break
+            job.run_at = datetime.now(UTC) - timedelta(seconds=1)  # its backoff has passed
+            session.add(job)
+        app.state.runner.wake()
+        await asyncio.sleep(0.05)
+    for _ in range(50):
+        instance = await get_instance(app, "alpha", "g1")
+        if instance is not None and instance.status is InstanceStatus.FAILED:
+            break
+        await asyncio.sleep(0.05)
+    assert instance is not None and instance.status is InstanceStatus.FAILED
+    assert instance.failure_code == "000005"
+    again = await marketplace.answer("alpha", {**new, "businessId": "g2"})
+    assert (again["resultCode"], again["instanceId"]) == ("000004", "g1")  # a new newInstance tries again
+
+
+def test_signed_body_helper_is_canonical() -> None:
+    body = marketplace_body({"b": 1, "a": "中"})
+    call = sign_call(CallKind.BASIC, body, key=b"k" * 16, now_ms=epoch_ms(datetime.now(UTC)))
+    assert body == '{"a":"中","b":1}'.encode() and call.signature
