@@ -235,9 +235,6 @@ class Settings(BaseSettings):
                 text = key.get_secret_value().lower()
                 if len(text) < 16 or any(marker in text for marker in _PLACEHOLDERS):
                     raise ConfigError(f"product {slug!r}: an access key looks like a placeholder or is too short")
-            redeem = product.sso_redeem_key.get_secret_value().lower() if product.sso_redeem_key else None
-            if redeem is not None and any(marker in redeem for marker in _PLACEHOLDERS):
-                raise ConfigError(f"product {slug!r}: sso_redeem_key looks like a placeholder")
 
     @property
     def secret(self) -> bytes:
