@@ -13,12 +13,13 @@ import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.adapters.contract import AdapterContext
+from gateway.adapters.contract import AdapterContext, LoginTokens
 from gateway.adapters.registry import Factory, build_adapters
 from gateway.basic_calls import BasicCalls
 from gateway.call_log import CallLogWriter
@@ -31,23 +32,29 @@ from gateway.products import Product
 from gateway.provisioning import InstanceJobs
 from gateway.reconcile import AdapterReconciler
 from gateway.routes import health
+from gateway.routes import sso as sso_routes
 from gateway.routes.edge import Edge
 from gateway.routes.kit import handle_kit_sync
 from gateway.routes.production import handle_production_call
-from gateway.settings import ProductConfig, Settings
+from gateway.settings import ConfigError, ProductConfig, Settings
+from gateway.sso import Sso, SsoOptions
 from gateway.store import Store, open_store
 from gateway.verification import CallVerifier
 from gateway.worker import JobRunner
 from graphql_api.app import ApiOptions, create_graphql_app
 from graphql_api.context import ApiHost, ProductInfo
+from graphql_api.principals import CSRF_HEADER
 from tenants.database import Database
 from tenants.migrate import upgrade
+from tenants.roles import InvalidRoleCatalogError, RoleCatalog
 from tenants.secretbox import SecretBox
 
 log = structlog.get_logger(__name__)
 
 
-def adapter_context(settings: Settings) -> Callable[[str, ProductConfig], AdapterContext]:
+def adapter_context(
+    settings: Settings, *, login_tokens: Callable[[str], LoginTokens] | None = None
+) -> Callable[[str, ProductConfig], AdapterContext]:
     def context_for(slug: str, product: ProductConfig) -> AdapterContext:
         return AdapterContext(
             product=slug,
@@ -55,6 +62,7 @@ def adapter_context(settings: Settings) -> Callable[[str, ProductConfig], Adapte
             public_url=settings.public_url,
             database_url=settings.database_url,
             data_dir=str(settings.data_dir),
+            login_tokens=login_tokens(slug) if login_tokens is not None else None,
         )
 
     return context_for
@@ -70,6 +78,26 @@ async def _serve_adapter_pages(scope: Scope, receive: Receive, send: Send) -> No
         await response(scope, receive, send)
         return
     await web_app(scope, receive, send)
+
+
+def api_products(products: Mapping[str, Product]) -> list[ProductInfo]:
+    """The products as the admin API shows them, each with its roles: the products file's `roles`
+    and `default_roles`, and those the adapter contributes (`product_roles`, contract 3)."""
+    shown = []
+    for slug, product in products.items():
+        contributed = getattr(product.adapter, "product_roles", ())
+        if isinstance(contributed, str) or not all(isinstance(role, str) for role in contributed):
+            raise ConfigError(f"product {slug!r}: the adapter's product_roles must be a sequence of role names")
+        try:
+            catalog = RoleCatalog.build(
+                declared=product.config.roles,
+                contributed=contributed,
+                defaults={str(role): names for role, names in product.config.default_roles.items()},
+            )
+        except InvalidRoleCatalogError as exc:
+            raise ConfigError(f"product {slug!r}: {exc}") from exc
+        shown.append(ProductInfo(slug, product.config.name, product.config.adapter, roles=catalog))
+    return shown
 
 
 def _graphql_host(request: Request) -> ApiHost:
@@ -95,6 +123,34 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "not_found" if status == 404 else "error"}, status_code=status)
 
 
+def sso_routes_for(settings: Settings) -> list[Route]:
+    """SSO's routes; the two a separate admin frontend calls also answer CORS for `cors_origins`."""
+    cors = (
+        [
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_credentials=True,
+                allow_methods=["GET", "POST"],
+                allow_headers=[CSRF_HEADER, "Content-Type"],
+                max_age=600,
+            )
+        ]
+        if settings.cors_origins
+        else []
+    )
+    api_methods = ["OPTIONS"] if settings.cors_origins else []
+    return [
+        Route("/sso/{slug}/login", sso_routes.login, methods=["GET"]),
+        Route("/sso/{slug}/callback", sso_routes.callback, methods=["GET"]),
+        Route("/sso/{slug}/logout", sso_routes.logout, methods=["GET"]),
+        Route("/sso/{slug}/signed-out", sso_routes.signed_out, methods=["GET"]),
+        Route("/sso/{slug}/session", sso_routes.session, methods=["GET", *api_methods], middleware=cors),
+        Route("/sso/{slug}/token", sso_routes.token, methods=["POST", *api_methods], middleware=cors),
+        Route("/sso/{slug}/redeem", sso_routes.redeem, methods=["POST"]),
+    ]
+
+
 def create_app(
     settings: Settings,
     *,
@@ -102,8 +158,10 @@ def create_app(
     adapter_factories: Mapping[str, Factory] | None = None,
     store: Store | None = None,
     http_client: httpx.AsyncClient | None = None,
+    identity_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Starlette:
-    """The MarketGate app; tests pass a clock, adapter factories, a store or an HTTP client."""
+    """The MarketGate app; tests pass a clock, adapter factories, a store, an HTTP client, or the
+    transport that serves every tenant identity domain (SSO)."""
     clock = clock or SystemClock()
 
     @asynccontextmanager
@@ -118,8 +176,24 @@ def create_app(
             if http_client is not None
             else httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False)
         )
-        adapters = build_adapters(settings.products, context_for=adapter_context(settings), factories=adapter_factories)
-        products = {slug: Product(slug, config, adapters[slug]) for slug, config in settings.products.items()}
+        # SSO comes before the adapters (their context redeems its login tokens); `products` is
+        # filled once they exist.
+        products: dict[str, Product] = {}
+        sso = Sso(
+            options=SsoOptions.from_settings(settings),
+            products=products,
+            database=database,
+            store=shared_store,
+            master_key=settings.secret,
+            clock=clock,
+            transport=identity_transport,
+        )
+        adapters = build_adapters(
+            settings.products,
+            context_for=adapter_context(settings, login_tokens=sso.sessions.login_tokens_for),
+            factories=adapter_factories,
+        )
+        products.update({slug: Product(slug, config, adapters[slug]) for slug, config in settings.products.items()})
         instance_jobs = InstanceJobs(
             database=database,
             products=products,
@@ -135,6 +209,7 @@ def create_app(
             secret_box=SecretBox(settings.secret),
             private_keys=rsa_keys,
             clock=clock,
+            access_listener=sso.sessions,
         )
         runner = JobRunner(
             database,
@@ -162,11 +237,14 @@ def create_app(
             database=database, runner=runner, instance_jobs=instance_jobs, products=products, clock=clock
         )
         app.state.kit_syncs = kit_syncs
+        app.state.sso = sso
         app.state.graphql_host = ApiHost(
             database=database,
-            products=[ProductInfo(slug, config.name, config.adapter) for slug, config in settings.products.items()],
+            products=api_products(products),
             reconciler=AdapterReconciler(products=products, instance_jobs=instance_jobs),
             now=clock.now,
+            member_sessions=sso.sessions,
+            jobs_created=runner.wake,
         )
         runner.start()
         call_log.start()
@@ -178,6 +256,7 @@ def create_app(
             await call_log.stop()
             for adapter in adapters.values():
                 await adapter.aclose()
+            await sso.aclose()
             if http_client is None:
                 await http.aclose()
             if store is None:
@@ -190,6 +269,7 @@ def create_app(
         Route("/metrics", health.metrics),
         Route("/koogallery/{slug}", handle_production_call, methods=["POST"]),
         Route("/koogallery/{slug}/produceAPI/v2/{sync}", handle_kit_sync, methods=["POST"]),
+        *sso_routes_for(settings),
         Mount("/apps/{slug}", app=_serve_adapter_pages),
         Route("/graphql", admin_api(settings)),
     ]

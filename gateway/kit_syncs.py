@@ -7,11 +7,12 @@ so the marketplace is answered `000000` only once the change and its events are 
 The adapter hears of it afterwards, in order per (product, tenant), at least once.
 """
 
+import asyncio
 import functools
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -54,7 +55,21 @@ from tenants.secretbox import SecretBox
 log = structlog.get_logger(__name__)
 
 EVENT_JOB_KIND = "directory_event"
+ACCESS_JOB_KIND = "member_access_lost"
 _EVENT_NAMESPACE = uuid.UUID("5b0d6c1e-2f42-4f3a-9a57-6d1c3b8e9f10")
+_ACCESS_WAIT_S = 2.0
+_ANSWER_MARGIN_S = 0.2
+
+
+class MemberAccessListener(Protocol):
+    """Told when members lose the access they had: revoked, disabled or changed authorizations,
+    or the whole tenant unbound. SSO ends their live sessions (gateway/sso)."""
+
+    async def end_member_sessions(
+        self, *, product: str, tenant_id: str, is_test: bool, user_names: Sequence[str] | None
+    ) -> int:
+        """End the sessions of these members, or of every member of the tenant when None; idempotent."""
+        ...
 
 
 @functools.lru_cache(maxsize=16)
@@ -116,6 +131,7 @@ class KitSyncs:
         secret_box: SecretBox,
         private_keys: Mapping[str, RSAPrivateKey],
         clock: Clock,
+        access_listener: MemberAccessListener | None = None,
     ) -> None:
         self._database = database
         self._runner = runner
@@ -123,6 +139,7 @@ class KitSyncs:
         self._secret_box = secret_box
         self._private_keys = private_keys
         self._clock = clock
+        self._access_listener = access_listener
 
     def attach(self, runner: JobRunner) -> None:
         """The runner to wake when events are stored (it is built with these handlers)."""
@@ -130,7 +147,7 @@ class KitSyncs:
 
     @property
     def handlers(self) -> dict[str, JobHandler]:
-        return {EVENT_JOB_KIND: self.deliver}
+        return {EVENT_JOB_KIND: self.deliver, ACCESS_JOB_KIND: self.end_lost_access}
 
     # -- preparing -------------------------------------------------------------------------
 
@@ -151,12 +168,25 @@ class KitSyncs:
 
     # -- storing ---------------------------------------------------------------------------
 
-    async def store(self, product: Product, prepared: PreparedSync, *, request_id: str) -> Answer:
+    async def store(self, product: Product, prepared: PreparedSync, *, request_id: str, deadline: float) -> Answer:
         """Store a prepared sync with its events, in one transaction under the tenant's lock."""
         request = prepared.request
+        access_job: Job | None = None
         async with self._database.transaction() as session:
             events = await self._apply(session, product, prepared, request_id=request_id)
             now = self._clock.now()
+            any_lost, lost = _lost_access(events)
+            if any_lost and self._access_listener is not None:
+                # Ended at once below, and durably: the job is retried if this process dies first.
+                access_job = await jobs.create_job(
+                    session,
+                    product=product.slug,
+                    kind=ACCESS_JOB_KIND,
+                    payload={"tenant_id": request.tenant_id, "is_test": request.is_test, "user_names": lost},
+                    now=now,
+                    lease_owner=self._runner.owner if self._runner is not None else None,
+                    lease_s=self._runner.lease_s if self._runner is not None else 0.0,
+                )
             for event in events:
                 await jobs.create_job(
                     session,
@@ -171,6 +201,11 @@ class KitSyncs:
                     now=now,
                     sequence_key=sequence_key(product.slug, request.tenant_id, is_test=request.is_test),
                 )
+        if access_job is not None and self._runner is not None and access_job.lease_owner == self._runner.owner:
+            # Sessions end before the marketplace hears 000000 (unless that takes unusually long).
+            # Never past the answer deadline: the sync is stored, and must be answered 000000.
+            wait_s = min(_ACCESS_WAIT_S, max(0.0, deadline - asyncio.get_running_loop().time() - _ANSWER_MARGIN_S))
+            await asyncio.wait([self._runner.run_now(access_job)], timeout=wait_s)
         if events and self._runner is not None:
             self._runner.wake()
         summary = ", ".join(event.type.value for event in events) or "no change"
@@ -353,6 +388,21 @@ class KitSyncs:
 
     # -- delivering ------------------------------------------------------------------------
 
+    async def end_lost_access(self, job: Job) -> None:
+        """The outbox handler of access losses: end the members' live sessions."""
+        if self._access_listener is None:
+            return
+        payload = job.payload
+        names = payload["user_names"]
+        ended = await self._access_listener.end_member_sessions(
+            product=job.product,
+            tenant_id=payload["tenant_id"],
+            is_test=bool(payload["is_test"]),
+            user_names=list(names) if names is not None else None,
+        )
+        if ended:
+            log.info("kit_sessions_ended", product=job.product, tenant_id=payload["tenant_id"], sessions=ended)
+
     async def deliver(self, job: Job) -> None:
         """The outbox handler: hand one stored event to the product's adapter."""
         product = self._products.get(job.product)
@@ -373,6 +423,21 @@ class KitSyncs:
             data=payload["data"],
         )
         await hook(event)
+
+
+def _lost_access(events: list[_Event]) -> tuple[bool, list[str] | None]:
+    """Whether anyone lost the access they had, and who: user names, or None for the whole tenant.
+
+    A changed authorization (role, enabled flag, member data) counts: the member signs in again
+    and their new role applies from then on.
+    """
+    names: list[str] = []
+    for event in events:
+        if event.type is DirectoryEventType.TENANT_UNBOUND:
+            return True, None
+        if event.type in (DirectoryEventType.MEMBERS_REVOKED, DirectoryEventType.MEMBERS_CHANGED):
+            names += [member["user_name"] for member in event.data["members"]]
+    return bool(names), list(dict.fromkeys(names))
 
 
 def _grant(user: KitUser) -> MemberGrant:

@@ -13,6 +13,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -20,6 +21,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +75,41 @@ class ProductConfig(BaseModel):
     open_api_sk: SecretStr | None = None
     rsa_private_key: SecretStr | None = None
     tenant_domain_allow: list[str] = Field(default_factory=list)
+    roles: list[Annotated[str, Field(pattern=ROLE_PATTERN)]] = Field(default_factory=list)
+    """The product's own roles, which tenant admins grant to members and departments (admin API)."""
+    default_roles: dict[Literal["admin", "user"], list[Annotated[str, Field(pattern=ROLE_PATTERN)]]] = Field(
+        default_factory=dict
+    )
+    """The product roles a member holds by default, by marketplace role (`admin`, `user`)."""
+    sso_app_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    """The application credential's appId, for the unified login page; unset: the appId Kit syncs last sent."""
+    sso_redirect_allow: list[str] = Field(default_factory=list)
+    """URL prefixes (`https://host[/path]`) that SSO's `next` and logout `redirect_url` may point at."""
+    sso_logout_redirect_url: str | None = None
+    """Where the identity domain sends the browser after logout; unset: MarketGate's signed-out page."""
+    sso_redeem_key: SecretStr | None = None
+    """The key a product presents to redeem login tokens at POST /sso/<slug>/redeem; unset: no redemption over HTTP."""
+
+    @field_validator("sso_redirect_allow")
+    @classmethod
+    def _redirect_prefixes(cls, prefixes: list[str]) -> list[str]:
+        for prefix in prefixes:
+            _require_plain_url(prefix, "sso_redirect_allow entries")
+        return prefixes
+
+    @field_validator("sso_logout_redirect_url")
+    @classmethod
+    def _logout_redirect(cls, url: str | None) -> str | None:
+        if url is not None:
+            _require_plain_url(url, "sso_logout_redirect_url")
+        return url
+
+    @field_validator("sso_redeem_key")
+    @classmethod
+    def _redeem_key_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must have at least 16 characters")
+        return value
 
     @model_validator(mode="after")
     def _keys_usable(self) -> "ProductConfig":
@@ -106,6 +143,18 @@ class ProductConfig(BaseModel):
         """Keys that verify Kit calls; `kit_access_key` defaults to `access_key`."""
         current = self.kit_access_key or self.access_key
         return [self._decode(key) for key in (current, *self.previous_kit_access_keys)]
+
+
+def _require_plain_url(url: str, what: str) -> None:
+    """An absolute http(s) URL with a host and no credentials, query or fragment."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ValueError(f"{what} must be URLs") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        raise ValueError(f"{what} must be http(s) URLs with a host and no user info")
+    if parts.query or parts.fragment or "\\" in url:
+        raise ValueError(f"{what} must not carry a query or fragment")
 
 
 def _resolve_secret_sources(product: dict[str, Any], *, base_dir: Path) -> dict[str, Any]:
@@ -212,7 +261,37 @@ class Settings(BaseSettings):
     graphql_max_depth: Annotated[int, Field(gt=0, le=100)] = 10
     graphql_max_aliases: Annotated[int, Field(ge=0, le=1000)] = 30
     graphql_max_tokens: Annotated[int, Field(gt=0, le=100_000)] = 2000
+    sso_session_ttl_s: Annotated[float, Field(gt=0, le=30 * 86400)] = 8 * 3600.0
+    """How long a MarketGate SSO session lasts at most (the identity domain's tokens are refreshed meanwhile)."""
+    sso_state_ttl_s: Annotated[float, Field(gt=0, le=3600)] = 600.0
+    sso_login_token_ttl_s: Annotated[float, Field(gt=0, le=600)] = 60.0
+    sso_bearer_ttl_s: Annotated[float, Field(gt=0, le=3600)] = 300.0
+    sso_refresh_margin_s: Annotated[float, Field(ge=0, le=3600)] = 300.0
+    sso_identity_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    sso_callback_rate_limit: Annotated[int, Field(gt=0, le=100_000)] = 30
+    sso_callback_rate_window_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    sso_unified_login_url: str = (
+        "https://macroverse.huaweicloud.com/unified-login/#/portal-login?ind=UNOP&appId={app_id}"
+    )
+    """The marketplace's unified login page; `{app_id}` is replaced by the product's appId."""
+    dev_identity_domain_overrides: dict[str, str] = Field(default_factory=dict)
+    """Development only: tenant identity domain (as tenantSync sent it) -> base URL to use instead,
+    e.g. a local identity stand-in on http://127.0.0.1:9000. Refused in production."""
     products: dict[str, ProductConfig] = Field(default_factory=dict)
+
+    @field_validator("sso_unified_login_url")
+    @classmethod
+    def _unified_login_template(cls, url: str) -> str:
+        if "{app_id}" not in url or not url.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL holding {app_id}")
+        return url
+
+    @field_validator("dev_identity_domain_overrides")
+    @classmethod
+    def _override_targets(cls, overrides: dict[str, str]) -> dict[str, str]:
+        for target in overrides.values():
+            _require_plain_url(target, "dev_identity_domain_overrides targets")
+        return {domain.rstrip("/"): target.rstrip("/") for domain, target in overrides.items()}
 
     @model_validator(mode="after")
     def _products_and_secrets(self) -> "Settings":
@@ -226,6 +305,8 @@ class Settings(BaseSettings):
         return self
 
     def _refuse_placeholders(self) -> None:
+        if self.dev_identity_domain_overrides:
+            raise ConfigError("MARKETGATE_DEV_IDENTITY_DOMAIN_OVERRIDES is for development only")
         if self.secret_key is None or len(self.secret_key.get_secret_value()) < 32:
             raise ConfigError("MARKETGATE_SECRET_KEY must be set to at least 32 characters in production")
         if self.secret_key.get_secret_value() == DEVELOPMENT_SECRET_KEY:
@@ -235,6 +316,9 @@ class Settings(BaseSettings):
                 text = key.get_secret_value().lower()
                 if len(text) < 16 or any(marker in text for marker in _PLACEHOLDERS):
                     raise ConfigError(f"product {slug!r}: an access key looks like a placeholder or is too short")
+            redeem = product.sso_redeem_key.get_secret_value().lower() if product.sso_redeem_key else None
+            if redeem is not None and any(marker in redeem for marker in _PLACEHOLDERS):
+                raise ConfigError(f"product {slug!r}: sso_redeem_key looks like a placeholder")
 
     @property
     def secret(self) -> bytes:

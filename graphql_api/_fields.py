@@ -13,9 +13,14 @@ from strawberry.extensions.field_extension import FieldExtension
 ResolverT = TypeVar("ResolverT", bound=Callable[..., Any])
 
 
-def field(*, description: str, extensions: Sequence[FieldExtension] = ()) -> Callable[[ResolverT], ResolverT]:
+def field(
+    *, description: str, extensions: Sequence[FieldExtension] = (), graphql_type: Any | None = None
+) -> Callable[[ResolverT], ResolverT]:
+    """`graphql_type` gives the field's GraphQL type when the resolver's annotation cannot: a resolver
+    that answers from data at hand, or else returns an awaitable to load it."""
     return cast(
-        "Callable[[ResolverT], ResolverT]", strawberry.field(description=description, extensions=list(extensions))
+        "Callable[[ResolverT], ResolverT]",
+        strawberry.field(description=description, extensions=list(extensions), graphql_type=graphql_type),
     )
 
 

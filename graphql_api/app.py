@@ -11,6 +11,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from graphql_api.context import ApiHost, Context, build_context
+from graphql_api.principals import CSRF_HEADER
 from graphql_api.schema import build_schema
 
 
@@ -51,11 +52,14 @@ class _GraphQLView(GraphQL[Context, None]):
 
 def create_graphql_app(options: ApiOptions, *, host_of: Callable[[Request], ApiHost]) -> ASGIApp:
     """The API as an ASGI app; `host_of(request)` returns the host's services for a request."""
+    # Credentials: a tenant admin's frontend on an allowed origin sends the session cookie, and
+    # must echo the session's CSRF token, which a page on any other origin cannot read.
     return CORSMiddleware(
         _GraphQLView(options, host_of),
         allow_origins=list(options.cors_origins),
         allow_methods=["GET", "POST"],
-        allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-Id", CSRF_HEADER],
+        allow_credentials=True,
         expose_headers=["X-Request-Id"],
         max_age=600,
     )

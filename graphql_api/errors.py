@@ -12,6 +12,7 @@ from graphql import GraphQLError
 
 UNAUTHENTICATED = "UNAUTHENTICATED"
 FORBIDDEN = "FORBIDDEN"
+CSRF_FAILED = "CSRF_FAILED"
 BAD_USER_INPUT = "BAD_USER_INPUT"
 QUERY_TOO_DEEP = "QUERY_TOO_DEEP"
 TOO_MANY_ALIASES = "TOO_MANY_ALIASES"
@@ -39,6 +40,9 @@ class ErrorCode(enum.Enum):
     JOB_FINISHED = "JOB_FINISHED"
     INSTANCE_NOT_RECONCILABLE = "INSTANCE_NOT_RECONCILABLE"
     ADAPTER_FAILED = "ADAPTER_FAILED"
+    UNKNOWN_ROLES = "UNKNOWN_ROLES"
+    UNKNOWN_SUBJECTS = "UNKNOWN_SUBJECTS"
+    TOO_MANY_SUBJECTS = "TOO_MANY_SUBJECTS"
 
 
 @strawberry.interface(description="An expected failure of a mutation; nothing was changed.")
@@ -73,3 +77,45 @@ class AdapterFailedError(Error):
     @classmethod
     def of(cls) -> "AdapterFailedError":
         return cls(code=ErrorCode.ADAPTER_FAILED, message="the adapter did not describe the instance")
+
+
+_LISTED = 100
+
+
+@strawberry.type(description="Roles the product does not declare; nothing was changed.")
+class UnknownRolesError(Error):
+    roles: list[str] = strawberry.field(description="The unknown roles.")
+
+    @classmethod
+    def of(cls, roles: list[str]) -> "UnknownRolesError":
+        return cls(code=ErrorCode.UNKNOWN_ROLES, message="the product does not declare these roles", roles=roles)
+
+
+@strawberry.type(description="Members or departments the tenant's directory does not have; nothing was changed.")
+class UnknownSubjectsError(Error):
+    members: list[str] = strawberry.field(description="Unknown userNames (the first 100).")
+    departments: list[str] = strawberry.field(description="Unknown orgCodes (the first 100).")
+
+    @classmethod
+    def of(cls, members: list[str], departments: list[str]) -> "UnknownSubjectsError":
+        return cls(
+            code=ErrorCode.UNKNOWN_SUBJECTS,
+            message=f"{len(members)} unknown members and {len(departments)} unknown departments",
+            members=members[:_LISTED],
+            departments=departments[:_LISTED],
+        )
+
+
+@strawberry.type(description="More members and departments than one change may name; nothing was changed.")
+class TooManySubjectsError(Error):
+    limit: int
+    given: int
+
+    @classmethod
+    def of(cls, *, given: int, limit: int) -> "TooManySubjectsError":
+        return cls(
+            code=ErrorCode.TOO_MANY_SUBJECTS,
+            message=f"{given} members and departments given, at most {limit} at once",
+            limit=limit,
+            given=given,
+        )

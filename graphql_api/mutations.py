@@ -9,12 +9,21 @@ from typing import Annotated
 import strawberry
 
 from graphql_api._fields import mutation
-from graphql_api.errors import AdapterFailedError, InstanceNotReconcilableError, JobFinishedError, NotFoundError
+from graphql_api.errors import (
+    AdapterFailedError,
+    InstanceNotReconcilableError,
+    JobFinishedError,
+    NotFoundError,
+    TooManySubjectsError,
+    UnknownRolesError,
+    UnknownSubjectsError,
+)
+from graphql_api.organization import TenantNode
 from graphql_api.pagination import parse_node_id
-from graphql_api.permissions import operator_write
+from graphql_api.permissions import operator_write, organization_write
 from graphql_api.reconcile import ReconcileError
 from graphql_api.types import Info, InstanceNode, JobNode
-from tenants import operations
+from tenants import operations, organization, roles
 from tenants.errors import InstanceNotFoundError
 
 
@@ -27,6 +36,107 @@ class JobRetrySuccess:
 class InstanceReconcileSuccess:
     instance: InstanceNode
     changed: bool = strawberry.field(description="Whether the stored record differed and was repaired.")
+
+
+@strawberry.input(description="Product roles to give to members and departments of one tenant.")
+class MemberRolesGrantInput:
+    tenant: strawberry.ID = strawberry.field(description="The Tenant's id (a tenant admin's: viewer.tenant.id).")
+    roles: list[str] = strawberry.field(description="Roles the product declares (Tenant.roles).")
+    members: list[str] = strawberry.field(default_factory=list, description="userNames.")
+    departments: list[str] = strawberry.field(default_factory=list, description="orgCodes.")
+    include_sub_departments: bool = strawberry.field(
+        default=False,
+        description="A department's grant also reaches the members of every department below it (set on each "
+        "department grant given here).",
+    )
+
+
+@strawberry.input(description="Product roles to take back from members and departments of one tenant.")
+class MemberRolesRevokeInput:
+    tenant: strawberry.ID = strawberry.field(description="The Tenant's id (a tenant admin's: viewer.tenant.id).")
+    roles: list[str]
+    members: list[str] = strawberry.field(default_factory=list, description="userNames.")
+    departments: list[str] = strawberry.field(default_factory=list, description="orgCodes.")
+
+
+@strawberry.type(description="The roles are granted (granting what was granted changes nothing).")
+class MemberRolesGrantSuccess:
+    tenant: TenantNode
+    changed_grants: int = strawberry.field(description="Grants created, or whose includeSubDepartments changed.")
+    affected_members: int = strawberry.field(
+        description="Members whose effective roles changed; the product is told of each."
+    )
+
+
+@strawberry.type(description="The grants are taken back (revoking what is not granted changes nothing).")
+class MemberRolesRevokeSuccess:
+    tenant: TenantNode
+    changed_grants: int = strawberry.field(description="Grants deleted.")
+    affected_members: int = strawberry.field(
+        description="Members whose effective roles changed; the product is told of each."
+    )
+
+
+MemberRolesGrantResult = Annotated[
+    MemberRolesGrantSuccess | NotFoundError | UnknownRolesError | UnknownSubjectsError | TooManySubjectsError,
+    strawberry.union("MemberRolesGrantResult"),
+]
+MemberRolesRevokeResult = Annotated[
+    MemberRolesRevokeSuccess | NotFoundError | UnknownSubjectsError | TooManySubjectsError,
+    strawberry.union("MemberRolesRevokeResult"),
+]
+RolesErrors = NotFoundError | UnknownRolesError | UnknownSubjectsError | TooManySubjectsError
+
+
+async def _change_roles(
+    info: Info, input: MemberRolesGrantInput | MemberRolesRevokeInput
+) -> tuple[TenantNode, roles.RolesChange] | RolesErrors:
+    """Find the tenant within the caller's reach and grant or revoke, in one transaction."""
+    parsed = parse_node_id(input.tenant)
+    if parsed is None or parsed[0] != "Tenant":
+        return NotFoundError.of("tenant")
+    host, caller = info.context.host, info.context.caller
+    try:
+        async with host.database.transaction() as session:
+            tenant = await organization.get_tenant_by_row_id(session, caller=caller, row_id=parsed[1])
+            if tenant is None:
+                return NotFoundError.of("tenant")
+            scope = organization.scope_of(tenant)
+            catalog = host.catalogs.get(scope.product, roles.RoleCatalog())
+            if isinstance(input, MemberRolesGrantInput):
+                change = await roles.grant_member_roles(
+                    session,
+                    caller=caller,
+                    scope=scope,
+                    catalog=catalog,
+                    roles=input.roles,
+                    members=input.members,
+                    departments=input.departments,
+                    include_sub_departments=input.include_sub_departments,
+                    now=host.now(),
+                )
+            else:
+                change = await roles.revoke_member_roles(
+                    session,
+                    caller=caller,
+                    scope=scope,
+                    catalog=catalog,
+                    roles=input.roles,
+                    members=input.members,
+                    departments=input.departments,
+                    now=host.now(),
+                )
+    except roles.TenantNotFoundError:
+        return NotFoundError.of("tenant")
+    except roles.UnknownRolesError as exc:
+        return UnknownRolesError.of(exc.roles)
+    except roles.UnknownSubjectsError as exc:
+        return UnknownSubjectsError.of(exc.members, exc.departments)
+    except roles.TooManySubjectsError as exc:
+        return TooManySubjectsError.of(given=exc.given, limit=exc.limit)
+    if change.affected_members and host.jobs_created is not None:
+        host.jobs_created()
+    return TenantNode.from_row(tenant), change
 
 
 JobRetryResult = Annotated[JobRetrySuccess | NotFoundError | JobFinishedError, strawberry.union("JobRetryResult")]
@@ -85,3 +195,32 @@ class Mutation:
         except operations.InstanceNotReconcilableError as exc:
             return InstanceNotReconcilableError.of(exc.status.value)
         return InstanceReconcileSuccess(instance=InstanceNode.from_row(repaired), changed=changed)
+
+    @mutation(
+        extensions=[organization_write()],
+        description="Give product roles to members and departments of a tenant (at most 5000 at once). Idempotent.",
+    )
+    async def member_roles_grant(self, info: Info, input: MemberRolesGrantInput) -> MemberRolesGrantResult:
+        outcome = await _change_roles(info, input)
+        if not isinstance(outcome, tuple):
+            return outcome
+        tenant, change = outcome
+        return MemberRolesGrantSuccess(
+            tenant=tenant, changed_grants=change.changed_grants, affected_members=len(change.affected_members)
+        )
+
+    @mutation(
+        extensions=[organization_write()],
+        description="Take product roles back from members and departments of a tenant (at most 5000 at once). "
+        "Idempotent; roles held by default or through other grants stay.",
+    )
+    async def member_roles_revoke(self, info: Info, input: MemberRolesRevokeInput) -> MemberRolesRevokeResult:
+        outcome = await _change_roles(info, input)
+        if isinstance(outcome, UnknownRolesError):  # revoking takes any role, declared or not
+            raise AssertionError("unreachable")
+        if not isinstance(outcome, tuple):
+            return outcome
+        tenant, change = outcome
+        return MemberRolesRevokeSuccess(
+            tenant=tenant, changed_grants=change.changed_grants, affected_members=len(change.affected_members)
+        )

@@ -34,6 +34,26 @@ def encode_cursor(row_id: int) -> str:
     return to_base64(_CURSOR, row_id)
 
 
+def encode_key_cursor(prefix: str, key: str) -> str:
+    """A cursor of a list in key order (members by userName): opaque, and tied to its list."""
+    return to_base64(prefix, key)
+
+
+def key_after(prefix: str, first: int, after: str | None) -> tuple[int, str | None]:
+    """`first` checked, and the key a cursor of `prefix` carries; bad values are the client's error."""
+    if not 0 <= first <= MAX_PAGE_SIZE:
+        raise bad_input(f"first must be between 0 and {MAX_PAGE_SIZE}")
+    if after is None:
+        return first, None
+    try:
+        found, key = from_base64(after)
+    except ValueError:
+        found, key = "", ""
+    if found != prefix or not key:
+        raise bad_input("after is not a cursor of this list")
+    return first, key
+
+
 def page_request(first: int, after: str | None) -> PageRequest:
     """The service's page for Relay's `first`/`after`; bad values are the client's error."""
     if not 0 <= first <= MAX_PAGE_SIZE:

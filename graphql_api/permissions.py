@@ -1,7 +1,8 @@
 """Permission classes: who may call a field at all. What rows they see is the services' job.
 
 Fields list the classes in order, broadest first: `[IsAuthenticated, IsOperator, CanWrite]`.
-The tenant-admin half adds `IsTenantAdmin` beside `IsOperator`.
+Buyer organizations (tenants, departments, members, roles) are read by operators and tenant
+admins (`ReadsOrganizations`); an ordinary member reads only themselves, through `viewer`.
 """
 
 from typing import Any
@@ -16,12 +17,13 @@ from graphql_api.errors import FORBIDDEN, UNAUTHENTICATED, ApiError
 class IsAuthenticated(BasePermission):
     """The request carries valid credentials; anonymous callers get nothing."""
 
-    message = "authentication required: send Authorization: Bearer <token>"
+    message = "authentication required: send Authorization: Bearer <token>, or the session cookie"
     error_extensions = {"code": UNAUTHENTICATED}  # noqa: RUF012 (strawberry reads it as a class attribute)
 
     def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
-        if info.context.credentials_rejected:
-            raise ApiError(UNAUTHENTICATED, "the bearer token is unknown or revoked")
+        rejection = info.context.rejection
+        if rejection is not None:
+            raise ApiError(rejection.code, rejection.message)
         return info.context.caller.is_authenticated
 
 
@@ -35,8 +37,19 @@ class IsOperator(BasePermission):
         return info.context.caller.is_operator
 
 
+class ReadsOrganizations(BasePermission):
+    """The caller reads buyer organizations: an operator (their products) or a tenant admin (their tenant)."""
+
+    message = "an operator token or a tenant admin's session is required"
+    error_extensions = {"code": FORBIDDEN}  # noqa: RUF012
+
+    def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        caller = info.context.caller
+        return caller.is_operator or caller.is_tenant_admin
+
+
 class CanWrite(BasePermission):
-    """The caller may change things: an operator token with scope `write`."""
+    """The caller may change things: an operator token with scope `write`, or a tenant admin."""
 
     message = "a write token is required"
     error_extensions = {"code": FORBIDDEN}  # noqa: RUF012
@@ -58,3 +71,13 @@ def operator() -> PermissionExtension:
 def operator_write() -> PermissionExtension:
     """Changes in the vendor's operations view."""
     return PermissionExtension(permissions=[IsAuthenticated(), IsOperator(), CanWrite()])
+
+
+def organization() -> PermissionExtension:
+    """Read access to buyer organizations (what the caller reaches of them is the services' job)."""
+    return PermissionExtension(permissions=[IsAuthenticated(), ReadsOrganizations()])
+
+
+def organization_write() -> PermissionExtension:
+    """Changes to buyer organizations' product roles."""
+    return PermissionExtension(permissions=[IsAuthenticated(), ReadsOrganizations(), CanWrite()])

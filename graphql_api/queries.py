@@ -8,8 +8,15 @@ from strawberry import relay
 
 from graphql_api._fields import field
 from graphql_api.inputs import AuditLogFilter, CallLogFilter, InstanceFilter, JobFilter
+from graphql_api.organization import (
+    DepartmentNode,
+    MemberNode,
+    TenantConnection,
+    TenantFilter,
+    TenantNode,
+)
 from graphql_api.pagination import connection, page_request, parse_node_id
-from graphql_api.permissions import authenticated, operator
+from graphql_api.permissions import authenticated, operator, organization
 from graphql_api.types import (
     AuditEntryConnection,
     AuditEntryNode,
@@ -25,6 +32,8 @@ from graphql_api.types import (
     Viewer,
 )
 from tenants import admin, operations
+from tenants import organization as organizations
+from tenants.admin import TenantScope
 from tenants.database import Database
 
 PAGE_SIZE = 50
@@ -63,6 +72,15 @@ async def load_node(info: Info, value: str) -> relay.Node | None:
         if type_name == "AuditEntry":
             audit = await admin.get_audit_entry(session, caller=caller, entry_id=row_id)
             return AuditEntryNode.from_row(audit) if audit else None
+        if type_name == "Tenant":
+            tenant = await organizations.get_tenant_by_row_id(session, caller=caller, row_id=row_id)
+            return TenantNode.from_row(tenant) if tenant else None
+        if type_name == "Department":
+            department = await organizations.get_department_by_row_id(session, caller=caller, row_id=row_id)
+            return DepartmentNode.from_row(department) if department else None
+        if type_name == "Member":
+            member = await organizations.get_member_by_row_id(session, caller=caller, row_id=row_id)
+            return MemberNode.from_row(member) if member else None
     return None
 
 
@@ -76,7 +94,7 @@ class Query:
     def products(self, info: Info) -> list[Product]:
         return _visible_products(info)
 
-    @field(extensions=[operator()], description="Any object by its global id (null if out of reach).")
+    @field(extensions=[organization()], description="Any object by its global id (null if out of reach).")
     async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:
         return await load_node(info, id)
 
@@ -123,7 +141,10 @@ class Query:
         counter = _counter(database, operations.count_jobs, caller=caller, wanted=wanted)
         return connection(JobConnection, page, request=request, node=JobNode.from_row, counter=counter)
 
-    @field(extensions=[operator()], description="Admin actions on the caller's products, newest first.")
+    @field(
+        extensions=[organization()],
+        description="Admin actions, newest first: of the caller's products (operators) or tenant (tenant admins).",
+    )
     async def audit_log(
         self, info: Info, first: int = PAGE_SIZE, after: str | None = None, filter: AuditLogFilter | None = None
     ) -> AuditEntryConnection:
@@ -133,3 +154,25 @@ class Query:
             page = await admin.list_audit_entries(session, caller=caller, wanted=wanted, page=request)
         counter = _counter(database, admin.count_audit_entries, caller=caller, wanted=wanted)
         return connection(AuditEntryConnection, page, request=request, node=AuditEntryNode.from_row, counter=counter)
+
+    @field(
+        extensions=[organization()],
+        description="Buyer enterprises, newest first: of the caller's products (operators), their own (tenant admins).",
+    )
+    async def tenants(
+        self, info: Info, first: int = PAGE_SIZE, after: str | None = None, filter: TenantFilter | None = None
+    ) -> TenantConnection:
+        request, wanted = page_request(first, after), (filter or TenantFilter()).to_service()
+        caller, database = info.context.caller, info.context.host.database
+        async with database.reader() as session:
+            page = await organizations.list_tenants(session, caller=caller, wanted=wanted, page=request)
+        counter = _counter(database, organizations.count_tenants, caller=caller, wanted=wanted)
+        return connection(TenantConnection, page, request=request, node=TenantNode.from_row, counter=counter)
+
+    @field(extensions=[organization()], description="One buyer enterprise of a product (null if out of reach).")
+    async def tenant(self, info: Info, product: str, tenant_id: str, is_test: bool = False) -> TenantNode | None:
+        async with info.context.host.database.reader() as session:
+            row = await organizations.get_tenant(
+                session, caller=info.context.caller, scope=TenantScope(product, tenant_id, is_test)
+            )
+        return TenantNode.from_row(row) if row is not None else None

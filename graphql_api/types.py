@@ -6,7 +6,7 @@ Instances keep sealed passwords and product keys live in settings: neither is re
 import enum
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import strawberry
 from strawberry import relay
@@ -14,10 +14,16 @@ from strawberry.scalars import JSON
 
 from graphql_api._fields import field
 from graphql_api.context import Context, ProductInfo
+from tenants import organization
 from tenants.admin import Caller
 from tenants.admin_models import AuditEntry
+from tenants.directory_models import MemberRole
 from tenants.models import CallLogEntry, Instance, InstanceEvent, Job
 from tenants.operations import job_status
+from tenants.roles import RoleCatalog
+
+if TYPE_CHECKING:
+    from graphql_api.organization import MemberNode, TenantNode
 
 Info = strawberry.Info[Context, None]
 
@@ -48,6 +54,32 @@ class JobStatusValue(enum.Enum):
 @strawberry.enum(name="CallerKind", description="What kind of caller is asking.")
 class CallerKindValue(enum.Enum):
     OPERATOR = "operator"
+    TENANT_ADMIN = "tenant_admin"
+    MEMBER = "member"
+
+
+@strawberry.enum(name="MarketplaceRole", description="The marketplace's account roles for the product.")
+class MarketplaceRoleValue(enum.Enum):
+    ADMIN = "admin"
+    USER = "user"
+
+
+@strawberry.type(description="A role of the product, which tenant admins grant to members and departments.")
+class ProductRole:
+    name: str
+    default_for: list[MarketplaceRoleValue] = strawberry.field(
+        description="The marketplace roles whose members hold it by default."
+    )
+
+    @classmethod
+    def all_of(cls, catalog: RoleCatalog) -> list["ProductRole"]:
+        return [
+            cls(
+                name=role,
+                default_for=[MarketplaceRoleValue(mr.value) for mr in MemberRole if role in catalog.default_for(mr)],
+            )
+            for role in catalog.roles
+        ]
 
 
 @strawberry.type(description="A product sold through MarketGate (its keys are never shown).")
@@ -55,10 +87,11 @@ class Product:
     slug: str
     name: str
     adapter: str = strawberry.field(description="The adapter that connects the product.")
+    roles: list[ProductRole] = strawberry.field(description="The product's roles, which tenant admins grant.")
 
     @classmethod
     def of(cls, info: ProductInfo) -> "Product":
-        return cls(slug=info.slug, name=info.name, adapter=info.adapter)
+        return cls(slug=info.slug, name=info.name, adapter=info.adapter, roles=ProductRole.all_of(info.roles))
 
 
 @strawberry.type(description="Who is asking, and what they may reach.")
@@ -67,6 +100,32 @@ class Viewer:
     actor: str = strawberry.field(description="How the audit log names the caller.")
     can_write: bool = strawberry.field(description="Whether the caller may run mutations.")
     products: list[Product] = strawberry.field(description="The products the caller may reach.")
+
+    @field(description="A tenant admin's tenant (null for operators and ordinary members).")
+    async def tenant(
+        self, info: Info
+    ) -> Annotated["TenantNode", strawberry.lazy("graphql_api.organization")] | None:
+        from graphql_api.organization import TenantNode
+
+        caller, own = info.context.caller, info.context.caller.own_tenant
+        if own is None:
+            return None
+        async with info.context.host.database.reader() as session:
+            row = await organization.get_tenant(session, caller=caller, scope=own)
+        return TenantNode.from_row(row) if row is not None else None
+
+    @field(description="The member who is asking, with their roles (null for operators).")
+    async def member(
+        self, info: Info
+    ) -> Annotated["MemberNode", strawberry.lazy("graphql_api.organization")] | None:
+        from graphql_api.organization import MemberNode
+
+        caller, own = info.context.caller, info.context.caller.own_tenant
+        if own is None or caller.user_name is None:
+            return None
+        async with info.context.host.database.reader() as session:
+            row = await organization.get_member(session, caller=caller, scope=own, user_name=caller.user_name)
+        return MemberNode.from_row(row) if row is not None else None
 
     @classmethod
     def of(cls, caller: Caller, products: list[Product]) -> "Viewer":

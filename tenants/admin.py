@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, false, func
+from sqlalchemy import ColumnElement, and_, false, func
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -48,7 +48,19 @@ class CallerKind(enum.StrEnum):
     """The vendor's operator, with an API token limited to some products."""
     SYSTEM = "system"
     """The `marketgate` command run on the server: manages tokens, never served over HTTP."""
-    # The tenant-admin half of the API adds TENANT_ADMIN and MEMBER, with `tenant_id` set.
+    TENANT_ADMIN = "tenant_admin"
+    """A buyer enterprise's member whose marketplace role is `admin`: one product, one tenant."""
+    MEMBER = "member"
+    """Any other member of a buyer enterprise, logged in through SSO: reads only themselves."""
+
+
+@dataclass(frozen=True, slots=True)
+class TenantScope:
+    """One buyer enterprise as one product knows it; the marketplace's debug data (`is_test`) apart."""
+
+    product: str
+    tenant_id: str
+    is_test: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +69,8 @@ class Caller:
 
     `products` bounds everything the caller may reach. Operations data (instances, the call
     log, jobs) is only ever shown to operators: see `operations_products`. A caller with a
-    `tenant_id` (a tenant admin or member, later) is further held to that one tenant.
+    `tenant_id` (a tenant admin or member) is further held to that one tenant, with `is_test`,
+    and `user_name` names the member.
     """
 
     kind: CallerKind
@@ -68,6 +81,8 @@ class Caller:
     tenant_id: str | None = None
     client_address: str | None = None
     request_id: str | None = None
+    is_test: bool = False
+    user_name: str | None = None
 
     @classmethod
     def anonymous(cls) -> "Caller":
@@ -79,6 +94,19 @@ class Caller:
         """The `marketgate` command on the server."""
         return cls(kind=CallerKind.SYSTEM, actor=actor, can_write=True)
 
+    @classmethod
+    def member_of(cls, scope: TenantScope, *, user_name: str, is_admin: bool) -> "Caller":
+        """A logged-in member of `scope`: its tenant admin (may change roles) or an ordinary member."""
+        return cls(
+            kind=CallerKind.TENANT_ADMIN if is_admin else CallerKind.MEMBER,
+            actor=f"member:{scope.product}:{scope.tenant_id}{':test' if scope.is_test else ''}:{user_name}",
+            products=frozenset({scope.product}),
+            can_write=is_admin,
+            tenant_id=scope.tenant_id,
+            is_test=scope.is_test,
+            user_name=user_name,
+        )
+
     @property
     def is_authenticated(self) -> bool:
         """Whether the caller presented valid credentials (or is the command)."""
@@ -88,6 +116,27 @@ class Caller:
     def is_operator(self) -> bool:
         """Whether the caller is one of the vendor's operators."""
         return self.kind is CallerKind.OPERATOR
+
+    @property
+    def is_tenant_admin(self) -> bool:
+        """Whether the caller is a tenant admin (held to one product and one tenant)."""
+        return self.kind is CallerKind.TENANT_ADMIN
+
+    @property
+    def own_tenant(self) -> TenantScope | None:
+        """The one tenant a tenant admin or member is held to; None for everyone else."""
+        if self.kind not in (CallerKind.TENANT_ADMIN, CallerKind.MEMBER) or self.tenant_id is None:
+            return None
+        if len(self.products) != 1:
+            return None
+        [product] = self.products
+        return TenantScope(product, self.tenant_id, self.is_test)
+
+    def reaches_tenant(self, scope: TenantScope) -> bool:
+        """Whether the caller may read `scope`'s organization: an operator of its product, or its admin."""
+        if self.kind is CallerKind.OPERATOR:
+            return scope.product in self.products
+        return self.kind is CallerKind.TENANT_ADMIN and self.own_tenant == scope
 
     @property
     def operations_products(self) -> frozenset[str]:
@@ -107,6 +156,36 @@ class Caller:
 def products_clause(column: Any, products: frozenset[str]) -> ColumnElement[bool]:
     """`column IN products`, and plain false when there are none (nothing matches)."""
     return col(column).in_(sorted(products)) if products else false()
+
+
+def tenants_clause(caller: Caller, model: Any) -> ColumnElement[bool]:
+    """Rows of `model` (with product, tenant_id, is_test) of the organizations the caller may read.
+
+    An operator reads every tenant of their products, a tenant admin their own tenant, no one
+    else anything: an ordinary member reaches only their own row (`members_clause`).
+    """
+    own = caller.own_tenant
+    if caller.kind is CallerKind.OPERATOR:
+        return products_clause(model.product, caller.products)
+    if caller.kind is CallerKind.TENANT_ADMIN and own is not None:
+        return _tenant_is(model, own)
+    return false()
+
+
+def members_clause(caller: Caller, model: Any) -> ColumnElement[bool]:
+    """Rows of `model` (with a user_name) the caller may read: `tenants_clause`, and a member's own."""
+    own = caller.own_tenant
+    if caller.kind is CallerKind.MEMBER and own is not None and caller.user_name is not None:
+        return and_(_tenant_is(model, own), col(model.user_name) == caller.user_name)
+    return tenants_clause(caller, model)
+
+
+def _tenant_is(model: Any, scope: TenantScope) -> ColumnElement[bool]:
+    return and_(
+        col(model.product) == scope.product,
+        col(model.tenant_id) == scope.tenant_id,
+        col(model.is_test) == scope.is_test,
+    )
 
 
 # --- paging -------------------------------------------------------------------------------

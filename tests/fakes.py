@@ -13,9 +13,11 @@ from gateway.adapters.contract import (
     ChangeDecision,
     DirectoryEvent,
     InstanceRef,
+    LoginRequest,
     ProvisionRequest,
     Refused,
     RenewRequest,
+    SessionEnd,
     StatusRequest,
     UpgradeRequest,
 )
@@ -36,10 +38,14 @@ class Behaviour:
     directory_errors: int = 0
     events: list[DirectoryEvent] = field(default_factory=list)
     """Directory events in the order they were delivered, failed deliveries included."""
+    login_error: Exception | None = None
+    login_delay_s: float = 0.0
+    logins: list[LoginRequest] = field(default_factory=list)
+    session_ends: list[SessionEnd] = field(default_factory=list)
 
 
 class RecordingAdapter:
-    contract_version: ClassVar[int] = 2
+    contract_version: ClassVar[int] = 3
     handles_test_calls: ClassVar[bool] = False
 
     def __init__(self, behaviour: Behaviour, context: AdapterContext) -> None:
@@ -88,6 +94,19 @@ class RecordingAdapter:
         if self.behaviour.directory_errors > 0:
             self.behaviour.directory_errors -= 1
             raise RuntimeError("directory backend exploded")
+
+    async def on_login(self, request: LoginRequest) -> str:
+        """Records the login; the product's landing page carries the token."""
+        self._record("on_login", request)
+        await asyncio.sleep(self.behaviour.login_delay_s)
+        if self.behaviour.login_error is not None:
+            raise self.behaviour.login_error
+        self.behaviour.logins.append(request)
+        return f"https://{self.context.product}.example.com/sso?login_token={request.login_token}"
+
+    async def on_session_end(self, end: SessionEnd) -> None:
+        self._record("on_session_end", end)
+        self.behaviour.session_ends.append(end)
 
     async def aclose(self) -> None:
         return None

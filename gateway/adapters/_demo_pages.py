@@ -4,13 +4,13 @@ MarketGate mounts this app at `/apps/<slug>/`; routing here sees the path below 
 Every value that reaches the HTML goes through `html.escape`.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from html import escape
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from gateway.adapters._demo_store import Workspace, WorkspaceStatus
 
@@ -54,7 +54,9 @@ def _workspace_html(workspace: Workspace, *, product_name: str, plan_label: str)
     )
 
 
-def build_pages(load: LoadWorkspace, *, product_name: str, plan_label: str) -> Starlette:
+def build_pages(
+    load: LoadWorkspace, *, product_name: str, plan_label: str, extra_routes: Sequence[BaseRoute] = ()
+) -> Starlette:
     """The ASGI app of the demo product's pages, reading workspaces through `load`."""
 
     async def workspace_page(request: Request) -> HTMLResponse:
@@ -65,4 +67,4 @@ def build_pages(load: LoadWorkspace, *, product_name: str, plan_label: str) -> S
         content = _workspace_html(workspace, product_name=product_name, plan_label=plan_label)
         return _page(f"{product_name} — {instance_id}", content)
 
-    return Starlette(routes=[Route("/w/{instance_id}", workspace_page, methods=["GET"])])
+    return Starlette(routes=[Route("/w/{instance_id}", workspace_page, methods=["GET"]), *extra_routes])

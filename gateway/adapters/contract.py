@@ -25,8 +25,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-CONTRACT_VERSION = 2
-"""2 added `Adapter.on_directory_event` (the Kit syncs); an adapter without it is not sent events."""
+CONTRACT_VERSION = 3
+"""2 added `Adapter.on_directory_event` (the Kit syncs); an adapter without it is not sent events.
+3 added `Adapter.on_login` and `Adapter.on_session_end` (SSO free login) and `AdapterContext.login_tokens`;
+an adapter without `on_login` cannot take SSO logins (members see an error page), one without
+`on_session_end` is not told when sessions end.
+3 also added the directory event `member_roles.changed` (product roles granted in the admin API;
+an adapter ignores event types it does not know) and the optional `Adapter.product_roles`."""
 
 
 class AdapterError(Exception):
@@ -72,14 +77,91 @@ class Refused(AdapterError):  # noqa: N818 - reads as the outcome it is
 
 
 @dataclass(frozen=True, slots=True)
+class SsoMember:
+    """A buyer enterprise's member, logged in through SSO free login (contract 3).
+
+    `role` is the marketplace role the buyer gave the member for the product: "admin" or
+    "user"; the product maps it onto its own permissions. `instance_id` is the tenant's
+    instance as tenantSync named it (empty for the marketplace's debug data).
+    """
+
+    product: str
+    tenant_id: str
+    is_test: bool
+    user_name: str
+    name: str
+    role: str
+    org_code: str
+    instance_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoginRequest:
+    """A member has just logged in; `Adapter.on_login` says where their browser goes.
+
+    `login_token` is single use and expires at `expires_at` (about a minute): the product
+    redeems it once, from its own server, either at `redeem_url` (POST, see the README) or,
+    for an adapter running inside MarketGate, through `AdapterContext.login_tokens`. It
+    proves nothing after redemption. `next_url` is where the member asked to go, already
+    checked against the product's `sso_redirect_allow`, or None.
+    """
+
+    member: SsoMember
+    session_id: str
+    login_token: str = field(repr=False)
+    expires_at: datetime
+    redeem_url: str
+    next_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoginGrant:
+    """What redeeming a login token gives the product: who logged in, and which session it is."""
+
+    member: SsoMember
+    session_id: str
+    next_url: str | None = None
+
+
+class SessionEndReason(enum.StrEnum):
+    LOGOUT = "logout"
+    REVOKED = "revoked"
+    """The buyer revoked or disabled the member's authorization, or changed it, or unbound the tenant."""
+    REFRESH_FAILED = "refresh_failed"
+    """The identity domain refused to renew the member's tokens."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnd:
+    """A MarketGate session ended; the product should end what it started from it."""
+
+    member: SsoMember
+    session_id: str
+    reason: SessionEndReason
+
+
+class LoginTokens(Protocol):
+    """Redeems login tokens for an adapter running inside MarketGate (contract 3)."""
+
+    async def redeem(self, login_token: str) -> LoginGrant | None:
+        """The grant behind a live, unused token of this product; None otherwise (it is used up)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class AdapterContext:
-    """What MarketGate gives an adapter when it creates it."""
+    """What MarketGate gives an adapter when it creates it.
+
+    `login_tokens` (contract 3) redeems SSO login tokens in process; None where MarketGate
+    does not serve SSO (`marketgate check-config`).
+    """
 
     product: str
     product_name: str
     public_url: str
     database_url: str
     data_dir: str
+    login_tokens: LoginTokens | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +274,8 @@ class DirectoryEventType(enum.StrEnum):
     MEMBERS_AUTHORIZED = "members.authorized"
     MEMBERS_CHANGED = "members.changed"
     MEMBERS_REVOKED = "members.revoked"
+    MEMBER_ROLES_CHANGED = "member_roles.changed"
+    """Product roles: a tenant admin granted or revoked roles in the admin API (contract 3)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +299,12 @@ class DirectoryEvent:
       `extension` (each possibly null)
     - members.revoked: `app_id` and `members`, each with `user_name` and `removed` (true when
       the member was also deleted from the enterprise)
+    - member_roles.changed: `cause` (the admin API mutation, `memberRolesGrant` or
+      `memberRolesRevoke`) and `members` (at most 1000 an event), each with `user_name` and
+      `roles`: the member's effective product roles now, all of them (empty: none). Only
+      members whose effective roles changed are listed.
+
+    Events of types an adapter does not know (added by later contracts) are to be ignored.
     """
 
     event_id: str
@@ -227,7 +317,12 @@ class DirectoryEvent:
 
 @runtime_checkable
 class Adapter(Protocol):
-    """One product's side of the marketplace's production calls."""
+    """One product's side of the marketplace's production calls.
+
+    Optional (contract 3): `product_roles`, a sequence of role names the product declares
+    beside the products file's `roles` (read once, at start-up). Tenant admins grant them to
+    members and departments; `member_roles.changed` events report the effective roles.
+    """
 
     contract_version: ClassVar[int]
 
@@ -271,6 +366,17 @@ class Adapter(Protocol):
     async def on_directory_event(self, event: DirectoryEvent) -> None:
         """Apply one change of a tenant's directory (contract 2). Idempotent per `event_id`;
         raise `RetryLater` to have the same event delivered again later."""
+        ...
+
+    async def on_login(self, request: LoginRequest) -> str:
+        """Where to send the browser of a member SSO just logged in (contract 3): an absolute
+        http(s) URL into the product that carries `request.login_token`. Answer within a few
+        seconds; raise `AdapterError` to refuse (the member sees an error page, no session starts)."""
+        ...
+
+    async def on_session_end(self, end: SessionEnd) -> None:
+        """A MarketGate session ended (logout, revocation, failed renewal): end the product's
+        own session started from it (contract 3). Best effort: failures are logged, not retried."""
         ...
 
     async def aclose(self) -> None:

@@ -17,6 +17,10 @@ Members: the Kit's directory events keep `demo_members`, the people each buyer e
 authorized for the product, with their role (`list_members`); revocations and unbinding
 remove them.
 
+SSO free login (contract 3): `on_login` sends a member to the demo's `/sso/enter` page, which
+redeems the login token and shows who is signed in, with their role, at `/me`; its own login
+page, `/login`, has the "Sign in with Huawei Cloud" button. See `_demo_sso.py`.
+
 Repeated provisioning: the administrator password is generated once, returned only by the
 first `provision` and kept only as a hash. A repeated `provision` of the same instance (a
 retry after MarketGate lost the first answer) returns the same access information without a
@@ -39,6 +43,7 @@ from starlette.applications import Starlette
 
 from gateway.adapters._demo_pages import build_pages
 from gateway.adapters._demo_passwords import hash_password, new_password, verify_password
+from gateway.adapters._demo_sso import DemoSessions, sso_routes
 from gateway.adapters._demo_store import Workspace, WorkspaceStatus, WorkspaceStore
 from gateway.adapters.contract import (
     AdapterConfigError,
@@ -50,10 +55,12 @@ from gateway.adapters.contract import (
     DirectoryEvent,
     DirectoryEventType,
     InstanceRef,
+    LoginRequest,
     ProvisionRequest,
     Refusal,
     Refused,
     RenewRequest,
+    SessionEnd,
     StatusRequest,
     UpgradeRequest,
 )
@@ -109,7 +116,7 @@ def _own_database(context: AdapterContext) -> str:
 class DemoAdapter:
     """The adapter of the demo product; see the module docstring for its settings."""
 
-    contract_version: ClassVar[int] = 1
+    contract_version: ClassVar[int] = 3
     handles_test_calls: ClassVar[bool] = False
 
     def __init__(self, settings: Mapping[str, Any], context: AdapterContext) -> None:
@@ -120,8 +127,17 @@ class DemoAdapter:
         except (ValueError, ArgumentError) as exc:
             raise AdapterConfigError(f"demo adapter cannot use database {context.database_url!r}: {exc}") from exc
         self._provision_lock = asyncio.Lock()
+        self.sessions = DemoSessions()
         self.web_app: Starlette = build_pages(
-            self._page_workspace, product_name=context.product_name, plan_label=self.settings.plan_label
+            self._page_workspace,
+            product_name=context.product_name,
+            plan_label=self.settings.plan_label,
+            extra_routes=sso_routes(
+                product=context.product,
+                product_name=context.product_name,
+                sessions=self.sessions,
+                login_tokens=context.login_tokens,
+            ),
         )
 
     def __repr__(self) -> str:
@@ -276,6 +292,17 @@ class DemoAdapter:
     async def list_members(self, *, tenant_id: str, is_test: bool = False) -> list[dict[str, Any]]:
         """The members authorized for this product in one tenant, by userName."""
         return await self._store.list_members(product=self.context.product, tenant_id=tenant_id, is_test=is_test)
+
+    async def on_login(self, request: LoginRequest) -> str:
+        """The demo's sign-in page for the member, carrying the login token it redeems."""
+        return (
+            f"{self.context.public_url}/apps/{quote(self.context.product, safe='')}/sso/enter"
+            f"?login_token={quote(request.login_token, safe='')}"
+        )
+
+    async def on_session_end(self, end: SessionEnd) -> None:
+        """End the demo sessions started from the MarketGate session that ended."""
+        self.sessions.end_for(end.session_id)
 
     async def aclose(self) -> None:
         await self._store.dispose()

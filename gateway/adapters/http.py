@@ -11,7 +11,8 @@ Settings (`[products.<slug>.adapter_settings]`):
 - `handles_test_calls` (default false): whether the marketplace's debug calls reach the backend.
 
 Requests. `POST {url}/marketgate/v1/{operation}`, where `operation` is one of `provision`,
-`renew`, `set_status`, `release`, `upgrade`, `check_change`, `describe`, `directory_event`. The body is UTF-8
+`renew`, `set_status`, `release`, `upgrade`, `check_change`, `describe`, `directory_event`, `login`,
+`session_end`. The body is UTF-8
 JSON, keys in camelCase, times as ISO-8601 UTC (`2030-01-31T00:00:00Z`), absent values as null:
 
     instance     {"product": str, "instanceId": str, "isTest": bool}
@@ -31,6 +32,13 @@ JSON, keys in camelCase, times as ISO-8601 UTC (`2030-01-31T00:00:00Z`), absent 
     describe      {"instance"}
     directory_event  {"eventId", "type", "product", "tenantId", "isTest", "data"}: a Kit sync's
                   change (see `DirectoryEvent` in the contract; keys inside `data` stay snake_case)
+    member       {"product", "tenantId", "isTest": bool, "userName", "name", "role": "admin" | "user",
+                  "orgCode", "instanceId"}
+    login        {"member", "sessionId", "loginToken", "expiresAt": time, "redeemUrl", "nextUrl"}: a
+                  member signed in through SSO; answer where their browser goes. The backend's page
+                  redeems `loginToken` once: `POST {redeemUrl}` with `Authorization: Bearer
+                  <the product's sso_redeem_key>` and `{"loginToken": ...}` (see README, "SSO")
+    session_end  {"member", "sessionId", "reason": "logout" | "revoked" | "refresh_failed"}
 
 Headers:
 
@@ -52,7 +60,8 @@ Answers (any 2xx status; JSON where a body is read; unknown keys are ignored):
   to refuse the purchase, status 409 with `{"refusal": "000100".."000107", "message": str}`.
 - `describe`: the same `{"appInfo": ...}`, or `{"appInfo": null}` to keep what provision gave.
 - `check_change`: `{"accepted": bool, "reason": str}`.
-- `renew`, `set_status`, `release`, `upgrade`, `directory_event`: the body is not read.
+- `login`: `{"url": "https://..."}`, an absolute http(s) URL into the product (at most 4096 characters).
+- `renew`, `set_status`, `release`, `upgrade`, `directory_event`, `session_end`: the body is not read.
 
 Status 5xx or 429, a timeout or a connection failure make MarketGate retry the same request
 later; any other answer (another 4xx, a redirect, malformed JSON) is a `BackendContractError`,
@@ -85,11 +94,13 @@ from gateway.adapters.contract import (
     ChangeDecision,
     DirectoryEvent,
     InstanceRef,
+    LoginRequest,
     ProvisionRequest,
     Refusal,
     Refused,
     RenewRequest,
     RetryLater,
+    SessionEnd,
     StatusRequest,
     UpgradeRequest,
 )
@@ -104,7 +115,16 @@ __all__ = [
 ]
 
 Operation = Literal[
-    "provision", "renew", "set_status", "release", "upgrade", "check_change", "describe", "directory_event"
+    "provision",
+    "renew",
+    "set_status",
+    "release",
+    "upgrade",
+    "check_change",
+    "describe",
+    "directory_event",
+    "login",
+    "session_end",
 ]
 
 MIN_SECRET_LENGTH = 16
@@ -261,6 +281,10 @@ class _ChangeAnswer(_Answer):
     reason: str = ""
 
 
+class _LoginAnswer(_Answer):
+    url: str = Field(min_length=1, max_length=4096)
+
+
 class _RefusalAnswer(_Answer):
     refusal: Refusal
     message: str = ""
@@ -275,7 +299,7 @@ AnswerT = TypeVar("AnswerT", bound=_Answer)
 class HttpAdapter:
     """Forwards every contract call to a backend over signed HTTP; see the module docstring."""
 
-    contract_version: ClassVar[int] = 1
+    contract_version: ClassVar[int] = 3
     handles_test_calls: bool
 
     def __init__(
@@ -387,6 +411,13 @@ class HttpAdapter:
 
     async def on_directory_event(self, event: DirectoryEvent) -> None:
         self._expect_success("directory_event", await self._post("directory_event", event))
+
+    async def on_login(self, request: LoginRequest) -> str:
+        answer = self._parse("login", await self._post("login", request), _LoginAnswer)
+        return answer.url
+
+    async def on_session_end(self, end: SessionEnd) -> None:
+        self._expect_success("session_end", await self._post("session_end", end))
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -1,5 +1,7 @@
 """POST /koogallery/<slug>/produceAPI/v2/<sync>: the five joint-operation Kit syncs."""
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -24,6 +26,7 @@ async def handle_kit_sync(request: Request) -> Response:
         edge.metrics.unknown_products.inc()
         return unknown_product_response()
     record = CallRecord(kind=CallKind.KIT, activity=sync.value)
+    deadline = asyncio.get_running_loop().time() + product.config.answer_deadline_s
     headers = request.headers
     inputs = SignatureInputs(headers.get("x-sign"), headers.get("x-timestamp"), headers.get("x-nonce"))
 
@@ -33,7 +36,7 @@ async def handle_kit_sync(request: Request) -> Response:
         return prepared
 
     async def execute(prepared: PreparedSync) -> Answer:
-        return await kit_syncs.store(product, prepared, request_id=request_id_of(request))
+        return await kit_syncs.store(product, prepared, request_id=request_id_of(request), deadline=deadline)
 
     return await handle_signed_call(
         request,

@@ -6,7 +6,8 @@ from sqlmodel import SQLModel
 
 import tenants.admin_models  # (registers the admin tables on SQLModel.metadata)
 import tenants.directory_models  # (registers the Kit directory tables)
-import tenants.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import tenants.models  # (registers the tables on SQLModel.metadata)
+import tenants.role_models  # noqa: F401  (registers the product role grants)
 
 config = context.config
 

@@ -262,7 +262,7 @@ async def test_is_an_adapter_and_touches_no_database_until_used(context: Adapter
     adapter = DemoAdapter({"plan_label": "Team", "refuse_when_more_than": 3}, context)
     try:
         assert isinstance(adapter, Adapter)
-        assert (DemoAdapter.contract_version, DemoAdapter.handles_test_calls) == (1, False)
+        assert (DemoAdapter.contract_version, DemoAdapter.handles_test_calls) == (3, False)
         assert not await anyio.Path(db_path).exists()
     finally:
         await adapter.aclose()

@@ -454,7 +454,7 @@ async def test_factory_signature_and_contract_attributes() -> None:
     debug = HttpAdapter(settings(handles_test_calls=True, timeout_s=1), CONTEXT)
     try:
         assert isinstance(plain, Adapter)
-        assert HttpAdapter.contract_version == 1
+        assert HttpAdapter.contract_version == 3
         assert (plain.handles_test_calls, debug.handles_test_calls) == (False, True)
         assert plain.settings.url == "http://backend.test"
     finally:

@@ -2,8 +2,10 @@
 tokens, a GraphQL client, and data seeded straight through the tenants services."""
 
 import json
+import secrets
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,10 +19,11 @@ from gateway.adapters.contract import AdapterContext, AppInfo, InstanceRef
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.store import Store
+from graphql_api.principals import CSRF_HEADER, SESSION_COOKIE, MemberPrincipal
 from tenants import admin, instances, jobs
 from tenants.admin_models import TokenScope
 from tenants.models import CallLogEntry, Instance, InstanceStatus, JobState
-from tests.fakes import Behaviour, RecordingAdapter
+from tests.fakes import Behaviour, RecordingAdapter, recording_factory
 
 Described = dict[tuple[str, str], AppInfo | Exception]
 """What an adapter's describe() answers, by (product, instance id); absent: None."""
@@ -39,10 +42,18 @@ class DescribingAdapter(RecordingAdapter):
         return answer
 
 
+ROLES = ["viewer", "editor", "approver", "auditor"]
+DEFAULT_ROLES = {"admin": ["editor", "viewer"], "user": ["viewer"]}
+
+
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     # Jobs run only when a test makes them: a retried job must not run under the assertions.
-    return settings.model_copy(update={"job_poll_interval_s": 60.0})
+    products = {
+        slug: product.model_copy(update={"roles": ROLES, "default_roles": DEFAULT_ROLES})
+        for slug, product in settings.products.items()
+    }
+    return settings.model_copy(update={"job_poll_interval_s": 60.0, "products": products})
 
 
 @pytest.fixture
@@ -98,6 +109,87 @@ class GraphQL:
 @pytest.fixture
 def gql(client: httpx.AsyncClient) -> GraphQL:
     return GraphQL(client)
+
+
+@dataclass(frozen=True)
+class MemberLogin:
+    """A member's SSO session as the fake hands it out: the cookie, its CSRF token, a bearer token."""
+
+    principal: MemberPrincipal
+    cookie: str
+    bearer: str
+
+    def cookie_headers(self, *, csrf: str | None = None) -> dict[str, str]:
+        """What a browser page of the admin frontend sends: the cookie and the CSRF header."""
+        return {
+            "Cookie": f"{SESSION_COOKIE}={self.cookie}",
+            CSRF_HEADER: self.principal.csrf_token if csrf is None else csrf,
+        }
+
+    def bearer_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.bearer}"}
+
+
+@dataclass
+class FakeMemberSessions:
+    """`MemberSessions` as the SSO module implements it, without an identity domain behind it."""
+
+    by_cookie: dict[str, MemberPrincipal] = field(default_factory=dict)
+    by_bearer: dict[str, MemberPrincipal] = field(default_factory=dict)
+    asked: list[str] = field(default_factory=list)
+
+    def login(
+        self, product: str, tenant_id: str, user_name: str, *, role: str = "admin", is_test: bool = False
+    ) -> MemberLogin:
+        principal = MemberPrincipal(
+            product=product,
+            tenant_id=tenant_id,
+            is_test=is_test,
+            user_name=user_name,
+            marketplace_role=role,
+            session_id=secrets.token_urlsafe(16),
+            csrf_token=secrets.token_urlsafe(16),
+        )
+        login = MemberLogin(principal, cookie=secrets.token_urlsafe(24), bearer="mgb_" + secrets.token_urlsafe(24))
+        self.by_cookie[login.cookie] = principal
+        self.by_bearer[login.bearer] = principal
+        return login
+
+    def logout(self, login: MemberLogin) -> None:
+        self.by_cookie.pop(login.cookie, None)
+        self.by_bearer.pop(login.bearer, None)
+
+    async def principal_for_session(self, cookie_value: str) -> MemberPrincipal | None:
+        self.asked.append("session")
+        return self.by_cookie.get(cookie_value)
+
+    async def principal_for_bearer(self, token: str) -> MemberPrincipal | None:
+        self.asked.append("bearer")
+        return self.by_bearer.get(token)
+
+
+@pytest.fixture
+def sessions(app: Starlette) -> FakeMemberSessions:
+    """The fake stands in for the SSO module's sessions in the app's admin API."""
+    fake = FakeMemberSessions()
+    app.state.graphql_host = replace(app.state.graphql_host, member_sessions=fake)
+    return fake
+
+
+@asynccontextmanager
+async def serving(
+    settings: Settings, store: Store, behaviours: dict[str, Behaviour], **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    application = create_app(
+        settings.model_copy(update=overrides),
+        adapter_factories={"recording": recording_factory(behaviours)},
+        store=store,
+    )
+    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="https://mg.test") as client:
+            client.app = application  # type: ignore[attr-defined]
+            yield client
 
 
 def codes(body: Mapping[str, Any]) -> list[str]:

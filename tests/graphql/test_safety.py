@@ -3,25 +3,24 @@ only when allowed, CORS from settings, and no secret in any answer."""
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from datetime import UTC, datetime
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 
-from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.store import Store
-from tenants import jobs, operations
+from tenants import directory, jobs, operations, roles
+from tenants.admin import Caller, CallerKind, TenantScope
 from tenants.admin_models import ApiToken, TokenScope
+from tenants.directory_models import MemberRole
 from tenants.models import Instance, InstanceStatus, JobState
 from tests.conftest import ALPHA_KEY, BETA_KEY, Marketplace
-from tests.fakes import Behaviour, recording_factory
+from tests.fakes import Behaviour
 from tests.graphql.conftest import (
     NOW,
+    FakeMemberSessions,
     GraphQL,
     StatementCounter,
     Tokens,
@@ -31,6 +30,7 @@ from tests.graphql.conftest import (
     seed_call,
     seed_instance,
     seed_job,
+    serving,
 )
 
 pytestmark = pytest.mark.anyio
@@ -70,20 +70,86 @@ async def test_jobs_with_their_instances_and_histories_take_four_statements(
     assert len(counter.statements) == 4, counter.statements  # token, jobs, their instances, their histories
 
 
-@asynccontextmanager
-async def serving(
-    settings: Settings, store: Store, behaviours: dict[str, Behaviour], **overrides: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    application = create_app(
-        settings.model_copy(update=overrides),
-        adapter_factories={"recording": recording_factory(behaviours)},
-        store=store,
-    )
-    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="https://mg.test") as client:
-            client.app = application  # type: ignore[attr-defined]
-            yield client
+MEMBER_PAGE = """query($tenantId: String!, $first: Int!) { tenant(product: "alpha", tenantId: $tenantId) {
+  members(first: $first) { totalCount edges { node { userName marketplaceRole effectiveRoles
+    grants { role } inheritedGrants { role subject }
+    department { orgName grants { role } } } } } } }"""
+
+
+async def _big_tenant(app: Starlette, *, members: int) -> None:
+    """A tenant of `members` members in 10 departments (a chain), with grants on members and departments."""
+    now = datetime.now(UTC)
+    scope = TenantScope("alpha", "big-tenant")
+    async with app.state.database.transaction() as session:
+        tenant = await directory.lock_tenant(session, product="alpha", tenant_id="big-tenant", is_test=False, now=now)
+        identity = directory.TenantIdentity("big", "Big Co", "https://big.tenantaccount.com", "", "")
+        await directory.bind_tenant(session, tenant=tenant, identity=identity, keep_tenant_code=False, now=now)
+        departments = [directory.DepartmentRecord(f"d{n}", f"Dept {n}", f"d{n - 1}" if n else "") for n in range(10)]
+        await directory.upsert_departments(
+            session, product="alpha", tenant_id="big-tenant", is_test=False, departments=departments, now=now
+        )
+        grants = [
+            directory.MemberGrant(
+                directory.MemberRecord(f"m{n:04}", f"Member {n}", org_code=f"d{n % 10}"),
+                MemberRole.ADMIN if n % 7 == 0 else MemberRole.USER,
+                True,
+            )
+            for n in range(members)
+        ]
+        await directory.grant_members(
+            session,
+            product="alpha",
+            tenant_id="big-tenant",
+            is_test=False,
+            app_id="app",
+            grants=grants,
+            cause="test",
+            request_id=None,
+            now=now,
+        )
+        catalog = roles.RoleCatalog.build(declared=["approver", "auditor"], defaults={})
+        writer = Caller(kind=CallerKind.OPERATOR, actor="seed", products=frozenset({"alpha"}), can_write=True)
+        await roles.grant_member_roles(
+            session,
+            caller=writer,
+            scope=scope,
+            catalog=catalog,
+            roles=["approver"],
+            departments=["d2"],
+            include_sub_departments=True,
+            now=now,
+        )
+        await roles.grant_member_roles(
+            session,
+            caller=writer,
+            scope=scope,
+            catalog=catalog,
+            roles=["auditor"],
+            members=[f"m{n:04}" for n in range(0, members, 3)],
+            now=now,
+        )
+
+
+async def test_a_page_of_a_hundred_members_with_roles_takes_eight_statements(
+    app: Starlette, gql: GraphQL, sessions: FakeMemberSessions
+) -> None:
+    await _big_tenant(app, members=150)
+    admin = sessions.login("alpha", "big-tenant", "m0000")
+    await gql(MEMBER_PAGE, {"tenantId": "big-tenant", "first": 1}, headers=admin.cookie_headers())
+    counted = []
+    for first in (5, 100):
+        with StatementCounter(app) as counter:
+            body = await gql(MEMBER_PAGE, {"tenantId": "big-tenant", "first": first}, headers=admin.cookie_headers())
+        edges = body["data"]["tenant"]["members"]["edges"]
+        assert len(edges) == first and body["data"]["tenant"]["members"]["totalCount"] == 150
+        counted.append(len(counter.statements))
+    by_member = {edge["node"]["userName"]: edge["node"] for edge in edges}
+    assert by_member["m0003"]["effectiveRoles"] == ["viewer", "approver", "auditor"]  # d3 is below d2
+    assert by_member["m0001"]["effectiveRoles"] == ["viewer"]  # d1 is above d2
+    assert by_member["m0007"]["effectiveRoles"] == ["viewer", "editor", "approver"]  # an admin in d7
+    # the member check, the tenant, the page, the total count, the members' authorizations, every
+    # grant that applies to them, their departments, the departments' grants: whatever the page size
+    assert counted == [8, 8], counter.statements
 
 
 async def test_depth_beyond_the_limit_is_refused_with_a_code(

@@ -11,7 +11,9 @@ from sqlalchemy import Table, create_engine
 from sqlmodel import SQLModel
 
 import tenants.admin_models
+import tenants.role_models
 from graphql_api.export_schema import SCHEMA_PATH, schema_sdl
+from graphql_api.schema import build_schema
 from tenants.database import sync_url
 from tests.conftest import Backend
 
@@ -44,7 +46,11 @@ def test_dependencies_point_one_way(package: str, forbidden: set[str]) -> None:
 
 
 def test_the_migration_creates_the_admin_tables_as_modelled(backend: Backend) -> None:
-    admin_tables = {tenants.admin_models.ApiToken.__tablename__, tenants.admin_models.AuditEntry.__tablename__}
+    admin_tables = {
+        tenants.admin_models.ApiToken.__tablename__,
+        tenants.admin_models.AuditEntry.__tablename__,
+        tenants.role_models.MemberRoleGrant.__tablename__,
+    }
     engine = create_engine(sync_url(backend.database_url))
     try:
         with engine.connect() as connection:
@@ -62,3 +68,40 @@ def test_the_migration_creates_the_admin_tables_as_modelled(backend: Backend) ->
         return names
 
     assert [difference for difference in differences if tables(difference) & admin_tables] == []
+
+
+def test_the_role_grants_migration_is_the_head_and_goes_down_and_up_again(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from tenants.migrate import alembic_config, pending_revisions, upgrade
+
+    url = f"sqlite:///{tmp_path / 'roundtrip.db'}"
+    upgrade(url)
+    assert pending_revisions(url) == []
+    command.downgrade(alembic_config(url), "0004")
+    assert pending_revisions(url) == ["0005"]
+    engine = create_engine(sync_url(url))
+    try:
+        assert "member_role_grants" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    upgrade(url)
+    assert pending_revisions(url) == []
+
+
+def test_the_readmes_example_queries_are_valid_against_the_schema() -> None:
+    import re
+
+    from graphql import DocumentNode, parse, validate
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```graphql\n(.*?)```", readme, flags=re.DOTALL)
+    schema = build_schema()._schema
+    checked = 0
+    for block in blocks:
+        for definition in parse(block).definitions:
+            errors = validate(schema, DocumentNode(definitions=(definition,)))
+            assert errors == [], (block, errors)
+            checked += 1
+    assert checked == 11

@@ -1,11 +1,12 @@
 """The services themselves hold callers to their scope, whatever a resolver does."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
 
-from tenants import admin, operations
+from tenants import admin, operations, roles
 from tenants.admin import AuditFilter, Caller, CallerKind, PageRequest
 from tenants.admin_models import AuditEntry
 from tenants.models import Job, JobState
@@ -101,3 +102,55 @@ async def test_a_write_caller_cannot_reach_another_product(app: Starlette, seede
             await operations.repair_instance_app_info(
                 session, caller=ALPHA_WRITER, product="beta", instance_id="i-1", app_info={}, now=datetime.now(UTC)
             )
+
+
+async def test_the_organization_services_hold_each_caller_to_its_reach(app: Starlette, marketplace: Any) -> None:
+    from tenants import organization
+    from tenants.admin import TenantScope
+    from tests.graphql.organizations import TENANT_A, TENANT_B, seed_organizations
+
+    orgs = await seed_organizations(app, marketplace)
+    alpha_a, alpha_b, beta_a = (
+        TenantScope("alpha", TENANT_A),
+        TenantScope("alpha", TENANT_B),
+        TenantScope("beta", TENANT_A),
+    )
+    callers = {
+        "anonymous": Caller.anonymous(),
+        "alpha operator": ALPHA_READER,
+        "alpha/A admin": Caller.member_of(alpha_a, user_name="boss", is_admin=True),
+        "alpha/A member": Caller.member_of(alpha_a, user_name="ann", is_admin=False),
+    }
+    reached: dict[str, set[tuple[str, str, str]]] = {}
+    async with app.state.database.reader() as session:
+        for label, caller in callers.items():
+            seen: set[tuple[str, str, str]] = set()
+            for scope in (alpha_a, alpha_b, beta_a):
+                if await organization.get_tenant(session, caller=caller, scope=scope) is not None:
+                    seen.add((scope.product, scope.tenant_id, "tenant"))
+                for department in await organization.list_departments(session, caller=caller, scope=scope):
+                    seen.add((department.product, department.tenant_id, "department"))
+                page = await organization.list_members(
+                    session,
+                    caller=caller,
+                    scope=scope,
+                    wanted=organization.MemberFilter(),
+                    catalog=roles.RoleCatalog(),
+                    page=organization.MemberPageRequest(first=100),
+                )
+                seen |= {(row.member.product, row.member.tenant_id, row.member.user_name) for row in page.items}
+            for (product, tenant_id, user_name), row_id in orgs.members.items():
+                found = await organization.get_member_by_row_id(session, caller=caller, row_id=row_id)
+                if found is not None:
+                    seen.add((product, tenant_id, f"by id: {user_name}"))
+            listed = await organization.list_tenants(
+                session, caller=caller, wanted=organization.TenantFilter(), page=EVERY_PAGE
+            )
+            seen |= {(row.product, row.tenant_id, "listed" + (" test" if row.is_test else "")) for row in listed.items}
+            reached[label] = seen
+    assert reached["anonymous"] == set()
+    assert reached["alpha/A member"] == {("alpha", TENANT_A, "ann"), ("alpha", TENANT_A, "by id: ann")}
+    assert {(product, tenant) for product, tenant, _ in reached["alpha/A admin"]} == {("alpha", TENANT_A)}
+    assert ("alpha", TENANT_A, "listed test") not in reached["alpha/A admin"]  # the debug data is another tenant
+    assert {product for product, _, _ in reached["alpha operator"]} == {"alpha"}
+    assert ("alpha", TENANT_B, "by id: bravo-user") in reached["alpha operator"]
