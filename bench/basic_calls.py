@@ -183,6 +183,7 @@ def py_spy(pid: int, output: Path | None) -> Iterator[None]:
             "--format",
             "raw",
             "--nonblocking",
+            "--gil",
             "--output",
             str(output),
         ],

@@ -2,7 +2,8 @@
 
 SQLite (the embedded default) takes one writer at a time; writers in this process queue on
 an asyncio lock instead of spinning on SQLITE_BUSY, and other processes wait on
-`busy_timeout`. PostgreSQL takes concurrent writers and row locks.
+`busy_timeout`. Its statements run on the event loop's thread (`tenants.sqlite_inline`).
+PostgreSQL takes concurrent writers and row locks.
 """
 
 import asyncio
@@ -12,15 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tenants.errors import DatabaseUnavailableError
+from tenants.sqlite_inline import inline_connector
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
 _SYNC_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
+_SQLITE_DIALECT = SQLiteDialect_aiosqlite()
 
 
 def _backend(url: URL) -> str:
@@ -64,9 +68,16 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = async_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        options: dict[str, Any] = {"pool_pre_ping": False}
-        if not self.is_sqlite:
-            options.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=5)
+        options: dict[str, Any] = {
+            "pool_pre_ping": False,
+            "pool_size": pool_size,
+            "max_overflow": pool_size,
+            "pool_timeout": 5,
+        }
+        if self.is_sqlite:
+            connect_args, connect_options = _SQLITE_DIALECT.create_connect_args(self.url)
+            options["async_creator"] = inline_connector(*connect_args, **connect_options)
+        else:
             options["connect_args"] = {"connect_timeout": 5}
         self.engine = create_async_engine(self.url, **options)
         if self.is_sqlite:

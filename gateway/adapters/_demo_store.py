@@ -12,15 +12,16 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, delete, event, func, select
+from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult, RowMapping
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.adapters.contract import RetryLater
-from tenants.database import async_url
+from tenants.database import Database
+from tenants.errors import DatabaseUnavailableError
 
 metadata = MetaData()
 
@@ -111,9 +112,8 @@ class WorkspaceStore:
     """The demo product's database access; the table is created on first use."""
 
     def __init__(self, database_url: str) -> None:
-        self._engine: AsyncEngine = create_async_engine(async_url(database_url))
-        if self._engine.dialect.name == "sqlite":
-            event.listen(self._engine.sync_engine, "connect", _sqlite_busy_timeout)
+        # MarketGate's own database access (SQLite writers queued in-process, as the gateway's).
+        self._database = Database(database_url)
         self._schema_ready = False
         self._schema_lock = asyncio.Lock()
 
@@ -123,22 +123,18 @@ class WorkspaceStore:
         "retry later"."""
         try:
             await self._ensure_schema()
-            async with self._engine.begin() if write else self._engine.connect() as connection:
-                yield connection
-        except (OperationalError, OSError) as exc:
-            raise RetryLater(f"demo database unavailable: {type(exc).__name__}") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise RetryLater("demo database connection lost") from exc
-            raise
+            async with self._database.transaction() if write else self._database.reader() as session:
+                yield await session.connection()
+        except DatabaseUnavailableError as exc:
+            raise RetryLater(f"demo database unavailable: {exc}") from exc
 
     async def _ensure_schema(self) -> None:
         if self._schema_ready:
             return
         async with self._schema_lock:
             if not self._schema_ready:
-                async with self._engine.begin() as connection:
-                    await connection.run_sync(metadata.create_all)
+                async with self._database.transaction() as session:
+                    await (await session.connection()).run_sync(metadata.create_all)
                 self._schema_ready = True
 
     async def get(self, *, product: str, instance_id: str) -> Workspace | None:
@@ -183,7 +179,7 @@ class WorkspaceStore:
         """Add or replace members (rows hold every `demo_members` column)."""
         if not rows:
             return
-        insert = postgresql_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
+        insert = sqlite_insert if self._database.is_sqlite else postgresql_insert
         statement = insert(demo_members)
         keys = ["product", "tenant_id", "is_test", "user_name"]
         statement = statement.on_conflict_do_update(
@@ -218,11 +214,4 @@ class WorkspaceStore:
             return [dict(row) for row in (await connection.execute(query)).mappings().all()]
 
     async def dispose(self) -> None:
-        await self._engine.dispose()
-
-
-def _sqlite_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
-    # The gateway writes to the same file: wait for its lock instead of failing at once.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
+        await self._database.dispose()

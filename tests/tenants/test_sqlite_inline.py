@@ -1,0 +1,87 @@
+"""SQLite statements run on the event loop's thread; commits run beside it; errors reach the caller."""
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError
+
+from tenants.database import Database
+from tenants.sqlite_inline import InlineConnection
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> Database:
+    return Database(f"sqlite:///{tmp_path / 'inline.db'}")
+
+
+async def test_statements_run_on_the_loop_thread(database: Database) -> None:
+    @event.listens_for(database.engine.sync_engine, "connect")
+    def _thread_function(dbapi_connection: Any, _record: object) -> None:
+        dbapi_connection.driver_connection._conn.create_function("thread_of", 0, threading.get_ident)
+
+    try:
+        async with database.transaction() as session:
+            in_statement = (await (await session.connection()).execute(text("SELECT thread_of()"))).scalar_one()
+        assert in_statement == threading.get_ident()
+    finally:
+        await database.dispose()
+
+
+async def test_commits_run_beside_the_loop_thread(database: Database) -> None:
+    """The commit waits on the disk (it syncs the log): the loop serves others meanwhile."""
+    try:
+        async with database.reader() as session:
+            raw = await (await session.connection()).get_raw_connection()
+            inline = raw.driver_connection
+            assert isinstance(inline, InlineConnection)
+            committed_in: list[int] = []
+            driver = inline._conn
+            inline._connection = _CommitWatcher(driver, committed_in)  # type: ignore[assignment]
+            await inline.commit()
+            inline._connection = driver
+        assert committed_in and committed_in[0] != threading.get_ident()
+    finally:
+        await database.dispose()
+
+
+async def test_errors_reach_the_caller_and_the_connection_goes_on(database: Database) -> None:
+    try:
+        async with database.transaction() as session:
+            connection = await session.connection()
+            await connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE)"))
+        await _insert_names(database, "a")
+        with pytest.raises(IntegrityError):
+            await _insert_names(database, "b", "a")
+        async with database.reader() as session:
+            connection = await session.connection()
+            names = (await connection.execute(text("SELECT name FROM t ORDER BY name"))).scalars().all()
+        assert names == ["a"]  # the failed transaction left nothing behind
+    finally:
+        await database.dispose()
+
+
+async def _insert_names(database: Database, *names: str) -> None:
+    async with database.transaction() as session:
+        connection = await session.connection()
+        for name in names:
+            await connection.execute(text("INSERT INTO t (name) VALUES (:name)"), {"name": name})
+
+
+class _CommitWatcher:
+    """A sqlite3 connection whose commits note their thread (sqlite3's own methods are read-only)."""
+
+    def __init__(self, wrapped: Any, threads: list[int]) -> None:
+        self.wrapped = wrapped
+        self._threads = threads
+
+    def commit(self) -> None:
+        self._threads.append(threading.get_ident())
+        self.wrapped.commit()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
