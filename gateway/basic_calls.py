@@ -194,13 +194,10 @@ class BasicCalls:
         adapter to describe an instance again and repairs the record when the product changed it.
         """
         async with self._database.reader() as session:
-            found = await instances.list_instances_by_ids(
-                session, product=product.slug, instance_ids=request.instance_ids
-            )
+            found = await instances.list_live_app_info(session, product=product.slug, instance_ids=request.instance_ids)
         info = [
-            {"instanceId": instance.instance_id, "appInfo": self._instance_jobs.answered_app_info(instance.app_info)}
-            for instance in found
-            if instance.status in (InstanceStatus.ACTIVE, InstanceStatus.FROZEN) and instance.app_info
+            {"instanceId": instance_id, "appInfo": self._instance_jobs.answered_app_info(app_info)}
+            for instance_id, app_info in found
         ]
         return Answer(ResultCode.SUCCESS, {"info": info})
 
