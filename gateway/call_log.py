@@ -10,7 +10,7 @@ import contextlib
 
 import structlog
 
-from tenants.call_log import create_call_log_entry
+from tenants.call_log import add_call_log_entries
 from tenants.database import Database
 from tenants.errors import DatabaseUnavailableError
 from tenants.models import CallLogEntry
@@ -71,8 +71,7 @@ class CallLogWriter:
 
     async def _write(self, entries: list[CallLogEntry]) -> None:
         async with self._database.transaction() as session:
-            for entry in entries:
-                await create_call_log_entry(session, entry=entry)
+            await add_call_log_entries(session, entries=entries)
 
     async def _write_alone(self, entry: CallLogEntry) -> None:
         try:

@@ -7,9 +7,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tenants.models import CallLogEntry
 
+_COLUMNS = [column.name for column in CallLogEntry.__table__.columns if column.name != "id"]  # type: ignore[attr-defined]
 
-async def create_call_log_entry(session: AsyncSession, *, entry: CallLogEntry) -> None:
-    session.add(entry)
+
+async def add_call_log_entries(session: AsyncSession, *, entries: Sequence[CallLogEntry]) -> None:
+    """One multi-row INSERT for a batch (the entries are not read back)."""
+    rows = [{name: getattr(entry, name) for name in _COLUMNS} for entry in entries]
+    connection = await session.connection()
+    await connection.execute(CallLogEntry.__table__.insert(), rows)  # type: ignore[attr-defined]
 
 
 async def list_call_log(session: AsyncSession, *, products: Sequence[str], limit: int = 100) -> Sequence[CallLogEntry]:

@@ -135,19 +135,21 @@ async def record_event(
     detail: dict[str, Any] | None = None,
     to_status: InstanceStatus | None = None,
 ) -> None:
-    """Write one line of an instance's history."""
-    session.add(
-        InstanceEvent(
-            product=instance.product,
-            instance_id=instance.instance_id,
-            activity=activity,
-            from_status=instance.status,
-            to_status=to_status or instance.status,
-            order_id=(detail or {}).get("orderId"),
-            detail=detail,
-            request_id=request_id,
-            created_at=now,
-        )
+    """Write one line of an instance's history (a plain INSERT: nothing reads it back)."""
+    connection = await session.connection()
+    await connection.execute(
+        InstanceEvent.__table__.insert(),  # type: ignore[attr-defined]
+        {
+            "product": instance.product,
+            "instance_id": instance.instance_id,
+            "activity": activity,
+            "from_status": instance.status,
+            "to_status": to_status or instance.status,
+            "order_id": (detail or {}).get("orderId"),
+            "detail": detail,
+            "request_id": request_id,
+            "created_at": now,
+        },
     )
 
 

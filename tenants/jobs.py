@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, or_, update
+from sqlalchemy import delete, exists, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -104,6 +104,7 @@ async def extend_lease(session: AsyncSession, *, job_id: int, owner: str, until:
         update(Job)
         .where(col(Job.id) == job_id, col(Job.lease_owner) == owner, col(Job.state) == JobState.PENDING)
         .values(lease_until=until)
+        .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)
 
@@ -114,6 +115,7 @@ async def complete_job(session: AsyncSession, *, job_id: int, owner: str, now: d
         update(Job)
         .where(col(Job.id) == job_id, col(Job.lease_owner) == owner, col(Job.state) == JobState.PENDING)
         .values(state=JobState.DONE, lease_owner=None, lease_until=None, updated_at=now, last_error=None)
+        .execution_options(synchronize_session=False)  # no Job of this session is read afterwards
     )
     return bool(result.rowcount)
 
@@ -201,3 +203,20 @@ async def get_pending_job(session: AsyncSession, *, product: str, sequence_key: 
 async def get_job_by_dedupe_key(session: AsyncSession, *, product: str, dedupe_key: str) -> Job | None:
     query = select(Job).where(Job.product == product, Job.dedupe_key == dedupe_key)
     return (await session.exec(query)).first()
+
+
+async def prune_done_jobs(session: AsyncSession, *, finished_before: datetime, limit: int = 1000) -> int:
+    """Delete up to `limit` jobs that finished before `finished_before`; returns how many.
+
+    Only done jobs go: dead ones wait for an operator (`jobRetry`), pending ones are work. A
+    done job's dedupe key answers a repeated renewal or upgrade as a repeat, so the retention
+    must outlast the marketplace's retries (hours).
+    """
+    oldest = (
+        select(Job.id)
+        .where(Job.state == JobState.DONE, col(Job.run_at) < finished_before, col(Job.updated_at) < finished_before)
+        .limit(limit)
+    )
+    pruning = delete(Job).where(col(Job.id).in_(oldest.scalar_subquery()))
+    result = await session.exec(pruning.execution_options(synchronize_session=False))
+    return int(result.rowcount)
