@@ -165,10 +165,14 @@ def demo(host: str, port: int, data_dir: Path) -> None:
     """Run MarketGate with a demo product on the embedded default (SQLite, in-memory store).
 
     Prints the demo product's production address and keys. Its order queries go to a local
-    stand-in of the marketplace's open API on the next port, never to the internet.
+    stand-in of the marketplace's open API on the next port, never to the internet. SSO calls
+    to the simulator's tenant identity domain go to the port after that, where
+    `marketgate simulate run` serves it.
     """
+    from gateway.simulator.cases import DEFAULT_TENANT_DOMAIN
     from gateway.simulator.open_api import DEMO_ACCESS_KEY, DEMO_SECRET_KEY
     from gateway.simulator.scenario_orders import create_scenario_open_api_app
+    from gateway.simulator.sso_cases import DEFAULT_IDENTITY_HOST, DEFAULT_IDENTITY_PORT
 
     data_dir.mkdir(parents=True, exist_ok=True)
     keys = _demo_keys(data_dir / "demo-keys.txt")
@@ -189,6 +193,7 @@ rsa_private_key_file = "demo-rsa-private.pem"
         encoding="utf-8",
     )
     public_url = f"http://{host}:{port}"
+    identity_port = port + 2
     settings = _load_settings(
         environment=Environment.DEVELOPMENT,
         config=products_file,
@@ -198,6 +203,10 @@ rsa_private_key_file = "demo-rsa-private.pem"
         log_format="console",
         graphql_introspection=True,
         graphiql=True,
+        dev_identity_domain_overrides={DEFAULT_TENANT_DOMAIN: f"http://{host}:{identity_port}"},
+    )
+    identity_options = (f" --identity-host {host}" if host != DEFAULT_IDENTITY_HOST else "") + (
+        f" --identity-port {identity_port}" if identity_port != DEFAULT_IDENTITY_PORT else ""
     )
     click.echo(
         f"""
@@ -207,10 +216,11 @@ MarketGate demo
   access key          {keys}
   database            {settings.database_url}
   open API stand-in   http://{host}:{port + 1}
+  tenant identity     {DEFAULT_TENANT_DOMAIN} -> http://{host}:{identity_port} (served by simulate run)
 
 Drive it as the marketplace would, from another terminal:
   .venv/bin/marketgate simulate run --url {public_url}/koogallery/{DEMO_SLUG} --key {keys} \\
-      --rsa-public-key {rsa_public}
+      --kit-key {keys} --rsa-public-key {rsa_public}{identity_options}
 """,
         err=True,
     )

@@ -10,6 +10,8 @@ Flows, run in this order (a flow is also a name for `--case`):
 - `kit`: the five Kit syncs in the binding sequence (tenant, application, all departments,
   users, one department), with the tenant sync resent.
 
+The `sso` flow (`sso_cases`) signs in the tenant and members the `kit` flow synced.
+
 Every run uses order ids and a tenant of its own (`RunState`), so running the suite again
 against the same server creates new instances and passes again; the idempotency cases resend
 the same order within a run. Order ids are the console's mock ids with the run's suffix
@@ -19,10 +21,10 @@ the same order within a run. Order ids are the console's mock ids with the run's
 import base64
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -299,11 +301,15 @@ def _kit_common(run: RunState) -> Fields:
     }
 
 
+def tenant_name(run: RunState) -> str:
+    return f"Simulated tenant {run.run_id}"
+
+
 def tenant_sync_fields(run: RunState, *, flag: int = 1) -> Fields:
     return _kit_common(run) | {
         "orderId": run.order_id("MOCKPERIODYEARNEW", "-KIT"),
         "tenantCode": f"sim{run.run_id.lower()}",
-        "name": f"Simulated tenant {run.run_id}",
+        "name": tenant_name(run),
         "domainName": run.tenant_domain,
         "flag": flag,
     }
@@ -331,13 +337,18 @@ def load_rsa_public_key(data: bytes) -> rsa.RSAPublicKey:
     return key
 
 
+def client_credentials(run: RunState) -> tuple[str, str]:
+    """The clientId and (plaintext) clientSecret the application sync sends for the run's tenant."""
+    return f"sim-client-{run.run_id}", f"sim-client-secret-{run.run_id}"
+
+
 def _application_sync(run: RunState) -> Fields:
     if run.rsa_public_key is None:
         raise MissingValueError("rsa public key")
-    secret = f"sim-client-secret-{run.run_id}"
+    client_id, secret = client_credentials(run)
     return _kit_common(run) | {
         "appId": run.app_id,
-        "clientId": f"sim-client-{run.run_id}",
+        "clientId": client_id,
         "clientSecret": encrypt_client_secret(run.rsa_public_key, secret),
         "flag": 1,
     }
@@ -437,14 +448,30 @@ DEBUG_CASES: tuple[Case, ...] = (
 FLOWS: tuple[str, ...] = tuple(dict.fromkeys(case.flow for case in DEBUG_CASES))
 
 
-def select_cases(names: list[str] | tuple[str, ...], catalog: tuple[Case, ...] = DEBUG_CASES) -> list[Case]:
-    """The cases named (a case name or a flow), with the cases they require, in suite order."""
+class Selectable(Protocol):
+    """What `select_cases` reads of a case: its name, its flow and the cases it needs."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def flow(self) -> str: ...
+
+    @property
+    def requires(self) -> tuple[str, ...]: ...
+
+
+CaseT = TypeVar("CaseT", bound=Selectable)
+
+
+def select_cases(names: Sequence[str], catalog: Sequence[CaseT]) -> list[CaseT]:
+    """The cases named (a case name or a flow), with the cases they require, in catalog order."""
     if not names:
         return list(catalog)
     by_name = {case.name: case for case in catalog}
     wanted: set[str] = set()
 
-    def add(case: Case) -> None:
+    def add(case: CaseT) -> None:
         if case.name not in wanted:
             wanted.add(case.name)
             for required in case.requires:

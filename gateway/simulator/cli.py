@@ -21,11 +21,12 @@ from gateway.koogallery.errors import BadPayloadError
 from gateway.koogallery.payload import parse_object
 from gateway.koogallery.signing import CallKind
 from gateway.simulator.calls import CONSOLE_TIMEOUT_S, PRODUCTION_TIMEOUT_S, Target, epoch_ms_now
-from gateway.simulator.cases import DEBUG_CASES, DEFAULT_APP_ID, DEFAULT_TENANT_DOMAIN, load_rsa_public_key
+from gateway.simulator.cases import DEFAULT_APP_ID, DEFAULT_TENANT_DOMAIN, load_rsa_public_key
 from gateway.simulator.chaos import CHAOS_CASES, DEFAULT_TIMESTAMP_WINDOW_S
 from gateway.simulator.errors import UnknownCaseError
 from gateway.simulator.report import render_table
 from gateway.simulator.runner import (
+    CATALOG,
     DEFAULT_CONCURRENCY,
     LOAD_CASE,
     RunOptions,
@@ -33,6 +34,7 @@ from gateway.simulator.runner import (
     run_simulation,
 )
 from gateway.simulator.signer import sign_call
+from gateway.simulator.sso_cases import DEFAULT_IDENTITY_HOST, DEFAULT_IDENTITY_PORT
 
 DEFAULT_OPEN_API_PORT = 8001
 KEY_ENV = "MARKETGATE_SIMULATE_KEY"
@@ -59,6 +61,10 @@ def _check_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise click.BadParameter("must start with http:// or https://")
     return value
+
+
+def _check_optional_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return None if value is None else _check_url(ctx, param, value)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -104,7 +110,15 @@ def simulate() -> None:
                    "applicationSync clientSecret; without it applicationSync is skipped.")
 @click.option("--app-id", default=DEFAULT_APP_ID, show_default=True, help="appId of the Kit syncs.")
 @click.option("--tenant-domain", default=DEFAULT_TENANT_DOMAIN, show_default=True,
-              help="domainName of the Kit tenant sync.")
+              help="domainName of the Kit tenant sync: the identity domain the SSO cases serve locally.")
+@click.option("--sso-url", callback=_check_optional_url, metavar="URL",
+              help="The server's SSO address: <URL>/login?tenant=… starts a sign-in, <URL>/callback is the "
+                   "registered callback. Default: https://host/sso/<slug> for --url https://host/koogallery/<slug>.")
+@click.option("--identity-host", default=DEFAULT_IDENTITY_HOST, show_default=True,
+              help="Address the SSO cases serve the tenant's identity domain on.")
+@click.option("--identity-port", type=click.IntRange(min=0, max=65535), default=DEFAULT_IDENTITY_PORT,
+              show_default=True, help="Port of that identity domain (0: a free one). The server must map "
+                                      "--tenant-domain to it (`marketgate demo` maps it to its port + 2).")
 @click.pass_context
 def run_command(
     ctx: click.Context,
@@ -128,11 +142,18 @@ def run_command(
     rsa_public_key: Path | None,
     app_id: str,
     tenant_domain: str,
+    sso_url: str | None,
+    identity_host: str,
+    identity_port: int,
 ) -> None:
     """Send the Seller Console's debug cases to --url and report each case: pass or fail, and why.
 
-    Exits 1 if any case fails. Cases skipped (no --rsa-public-key, or a failed prerequisite)
-    are not passes but do not fail the run.
+    Then the SSO cases: a browser signs the Kit syncs' members in through the server's SSO
+    (--sso-url) and an identity domain served locally (--identity-port), and checks that forged
+    or replayed callbacks are refused. They need --kit-key and --rsa-public-key.
+
+    Exits 1 if any case fails. Cases skipped (no --rsa-public-key or --kit-key, an identity domain
+    the server does not reach, or a failed prerequisite) are not passes but do not fail the run.
     """
     environment = ctx.obj if isinstance(ctx.obj, CliEnvironment) else CliEnvironment()
     public_key = None
@@ -160,6 +181,10 @@ def run_command(
         app_id=app_id,
         tenant_domain=tenant_domain,
         rsa_public_key=public_key,
+        kit_key_given=kit_key is not None,
+        sso_url=sso_url,
+        identity_host=identity_host,
+        identity_port=identity_port,
         notes=notes,
     )
 
@@ -167,7 +192,7 @@ def run_command(
         limits = httpx.Limits(max_connections=max(100, concurrency))
         async with httpx.AsyncClient(transport=environment.transport, timeout=options.timeout_s, limits=limits,
                                      follow_redirects=False) as client:
-            report = await run_simulation(client, target, options)
+            report = await run_simulation(client, target, options, browser_transport=environment.transport)
         click.echo(json.dumps(report.as_json(), ensure_ascii=False, indent=2) if as_json else render_table(report))
         return report.exit_code
 
@@ -180,10 +205,10 @@ def run_command(
 
 @simulate.command("cases")
 def cases_command() -> None:
-    """List the case names `run --case` takes: flows, debug cases, chaos cases and load."""
-    flows = dict.fromkeys(case.flow for case in DEBUG_CASES)
+    """List the case names `run --case` takes: flows, debug cases, SSO cases, chaos cases and load."""
+    flows = dict.fromkeys(case.flow for case in CATALOG)
     click.echo("flows: " + ", ".join(flows))
-    for case in DEBUG_CASES:
+    for case in CATALOG:
         click.echo(f"  {case.name:<30} {case.summary}")
     click.echo("chaos (added by their option, or named):")
     for chaos in CHAOS_CASES:

@@ -23,3 +23,9 @@ class CaseFailedError(SimulatorError):
     """A case's answer was not what the marketplace needs; the message says why."""
 
     code = "case_failed"
+
+
+class CaseSkippedError(SimulatorError):
+    """A case cannot be judged here (the server cannot reach the identity domain, say); the message says why."""
+
+    code = "case_skipped"

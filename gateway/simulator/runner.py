@@ -1,4 +1,4 @@
-"""Running the simulator: the debug cases, the chaos cases and the load, into a `Report`.
+"""Running the simulator: the debug cases, the SSO cases, the chaos cases and the load, into a `Report`.
 
 `run_simulation(client, target, options)` is the one entry point, for the CLI, the tests and the
 benchmarks: it sends real calls through `client` (any `httpx.AsyncClient`, including one on
@@ -11,10 +11,15 @@ resend has a fresh nonce, and a purchase a fresh businessId): every copy must ge
 accepted code and the same instanceId. A case whose prerequisite did not pass is skipped;
 so is the application sync without an RSA public key. Skips are not passes, but only
 failures make the run fail. The load (`--count`, `--concurrency`) goes through `load.drive`.
+
+The SSO cases (`sso_cases`) run after the debug cases, against an identity domain served
+for the run only; a simulated browser reaches the server through `browser_transport`.
 """
 
 import asyncio
+import contextlib
 import math
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -22,6 +27,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.koogallery.signing import CallKind
+from gateway.simulator.browser import Browser
 from gateway.simulator.calls import CONSOLE_TIMEOUT_S, Caller, Target, epoch_ms_now
 from gateway.simulator.cases import (
     DEBUG_CASES,
@@ -42,9 +48,20 @@ from gateway.simulator.chaos import (
     ChaosContext,
 )
 from gateway.simulator.checks import Answer, Exchange, check_answer
-from gateway.simulator.errors import CaseFailedError, MissingValueError
+from gateway.simulator.errors import CaseFailedError, CaseSkippedError, MissingValueError
+from gateway.simulator.identity import create_identity_app, serve_identity
 from gateway.simulator.load import LoadResult, NewInstanceOrders, answered, drive, new_instance_factory
 from gateway.simulator.report import CaseResult, Outcome, Report
+from gateway.simulator.sso_cases import (
+    DEFAULT_IDENTITY_HOST,
+    DEFAULT_IDENTITY_PORT,
+    KIT_REQUIREMENTS,
+    SSO_CASES,
+    SsoCase,
+    SsoContext,
+    default_sso_url,
+    tenant_identity,
+)
 
 DUPLICATES = 2
 """How many concurrent copies `--duplicate` sends besides the call itself."""
@@ -52,6 +69,8 @@ LOAD_CASE = "load"
 DEFAULT_CONCURRENCY = 10
 DEFAULT_LOAD_COUNT = 100
 _HOW = {Outcome.PASSED: "passed", Outcome.FAILED: "failed", Outcome.SKIPPED: "was skipped"}
+CATALOG: tuple[Case | SsoCase, ...] = (*DEBUG_CASES, *SSO_CASES)
+"""Every case `--case` selects by name or flow, in suite order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,20 +91,28 @@ class RunOptions:
     app_id: str = DEFAULT_APP_ID
     tenant_domain: str = DEFAULT_TENANT_DOMAIN
     rsa_public_key: rsa.RSAPublicKey | None = None
+    kit_key_given: bool = True
+    """False: the Kit calls are signed with the basic key, and the SSO cases are skipped."""
+    sso_url: str | None = None
+    """The server's SSO address (`<sso_url>/login`, `<sso_url>/callback`); None: derived from the target."""
+    identity_host: str = DEFAULT_IDENTITY_HOST
+    identity_port: int = DEFAULT_IDENTITY_PORT
+    """Where the run's identity domain is served (port 0: a free one)."""
     notes: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     debug: list[Case]
+    sso: list[SsoCase]
     chaos: list[ChaosCase]
     load: bool
 
 
 def known_case_names() -> list[str]:
     """Every name `--case` takes: flows, cases, chaos cases and `load`."""
-    flows = dict.fromkeys(case.flow for case in DEBUG_CASES)
-    return [*flows, *(case.name for case in DEBUG_CASES), *(case.name for case in CHAOS_CASES), LOAD_CASE]
+    flows = dict.fromkeys(case.flow for case in CATALOG)
+    return [*flows, *(case.name for case in CATALOG), *(case.name for case in CHAOS_CASES), LOAD_CASE]
 
 
 def plan_run(options: RunOptions) -> Plan:
@@ -95,8 +122,9 @@ def plan_run(options: RunOptions) -> Plan:
     has only a Kit case, as `--reorder`).
     """
     chaos_by_name = {case.name: case for case in CHAOS_CASES}
-    debug_names = [name for name in options.cases if name not in chaos_by_name and name != LOAD_CASE]
-    debug = select_cases(debug_names) if debug_names or not options.cases else []
+    named = [name for name in options.cases if name not in chaos_by_name and name != LOAD_CASE]
+    selected = select_cases(named, CATALOG) if named or not options.cases else []
+    debug = [case for case in selected if isinstance(case, Case)]
     kit_selected = any(case.kind is CallKind.KIT for case in debug)
     flags = {
         "clock_skew": options.clock_skew_s is not None,
@@ -111,7 +139,8 @@ def plan_run(options: RunOptions) -> Plan:
         if case.name in options.cases
         or (flags[case.option] and (not case.kit or kit_selected or case.option not in basic_options))
     ]
-    return Plan(debug=debug, chaos=chaos, load=options.count > 0 or LOAD_CASE in options.cases)
+    sso = [case for case in selected if isinstance(case, SsoCase)]
+    return Plan(debug=debug, sso=sso, chaos=chaos, load=options.count > 0 or LOAD_CASE in options.cases)
 
 
 async def run_simulation(
@@ -120,10 +149,14 @@ async def run_simulation(
     options: RunOptions,
     *,
     now_ms: Callable[[], int] = epoch_ms_now,
+    browser_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Report:
-    """Run the planned cases against `target` through `client`; raises `UnknownCaseError`."""
+    """Run the planned cases against `target` through `client`; raises `UnknownCaseError`.
+
+    The SSO cases' browser reaches the server through `browser_transport` (None: the network).
+    """
     plan = plan_run(options)
-    return await Simulator(client, target, options, now_ms=now_ms).run(plan)
+    return await Simulator(client, target, options, now_ms=now_ms, browser_transport=browser_transport).run(plan)
 
 
 class Simulator:
@@ -136,10 +169,14 @@ class Simulator:
         options: RunOptions,
         *,
         now_ms: Callable[[], int] = epoch_ms_now,
+        browser_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._client = client
         self._target = target
         self._options = options
+        self._browser_transport = browser_transport
+        sso_url = options.sso_url or default_sso_url(target.url)
+        self._sso_url = sso_url.rstrip("/") if sso_url else None
         self._caller = Caller(client, target, timeout_s=options.timeout_s, now_ms=now_ms)
         self._run = RunState.fresh(
             now_ms=now_ms,
@@ -151,6 +188,7 @@ class Simulator:
 
     async def run(self, plan: Plan) -> Report:
         results = [await self._debug_case(case) for case in plan.debug]
+        results += await self._sso_cases(plan.sso)
         results += [await self._chaos_case(case) for case in plan.chaos]
         load = None
         if plan.load:
@@ -162,21 +200,25 @@ class Simulator:
     # Debug cases ------------------------------------------------------------------------
 
     async def _debug_case(self, case: Case) -> CaseResult:
-        skip = self._skip_reason(case)
+        if case.needs_rsa_key and self._run.rsa_public_key is None:
+            return self._skipped(case.name, "skipped: no --rsa-public-key")
+        skip = self._unmet(case.requires)
         if skip is not None:
-            self._outcomes[case.name] = Outcome.SKIPPED
-            return CaseResult(case.name, Outcome.SKIPPED, skip)
+            return self._skipped(case.name, skip)
         return await self._measure(case.name, self._perform(case))
 
-    def _skip_reason(self, case: Case) -> str | None:
-        if case.needs_rsa_key and self._run.rsa_public_key is None:
-            return "skipped: no --rsa-public-key"
-        for required in case.requires:
+    def _unmet(self, requires: Sequence[str]) -> str | None:
+        """Why a case that needs `requires` is skipped, or None when they all passed."""
+        for required in requires:
             outcome = self._outcomes.get(required)
             if outcome is not Outcome.PASSED:
                 how = "did not run" if outcome is None else _HOW[outcome]
                 return f"skipped: needs {required}, which {how}"
         return None
+
+    def _skipped(self, name: str, why: str) -> CaseResult:
+        self._outcomes[name] = Outcome.SKIPPED
+        return CaseResult(name, Outcome.SKIPPED, why)
 
     async def _perform(self, case: Case) -> str:
         copies = 1 + (DUPLICATES if self._options.duplicate else 0)
@@ -217,6 +259,50 @@ class Simulator:
                 f"{step}: instanceId {answer.get('instanceId')!r}, first call {first['instanceId']!r} (not idempotent)"
             )
 
+    # SSO cases --------------------------------------------------------------------------
+
+    async def _sso_cases(self, cases: list[SsoCase]) -> list[CaseResult]:
+        """The SSO cases, against an identity domain served for as long as they run."""
+        if not cases:
+            return []
+        skip = self._sso_unavailable()
+        if skip is not None:
+            return [self._skipped(case.name, skip) for case in cases]
+        sso_url = self._sso_url
+        assert sso_url is not None  # else _sso_unavailable said why
+        password = secrets.token_urlsafe(12)
+        directory = tenant_identity(self._run, callback=f"{sso_url}/callback", password=password)
+        identity_app = create_identity_app(directory, issuer=self._run.tenant_domain)
+        host, port = self._options.identity_host, self._options.identity_port
+        with contextlib.ExitStack() as stack:
+            try:
+                identity_url = stack.enter_context(serve_identity(identity_app, host=host, port=port))
+            except (OSError, RuntimeError) as exc:
+                why = f"skipped: cannot serve the identity domain on {host}:{port} ({exc}); see --identity-port"
+                return [self._skipped(case.name, why) for case in cases]
+
+            def new_browser(cookies: httpx.Cookies | None) -> Browser:
+                return Browser(transport=self._browser_transport, identity_app=identity_app,
+                               identity_origins=(identity_url, self._run.tenant_domain),
+                               timeout_s=self._options.timeout_s, latencies=self._caller.latencies, cookies=cookies)
+
+            context = SsoContext(run=self._run, sso_url=sso_url, identity_url=identity_url,
+                                 directory=directory, password=password, new_browser=new_browser)
+            return [await self._sso_case(case, context) for case in cases]
+
+    def _sso_unavailable(self) -> str | None:
+        if not self._options.kit_key_given:
+            return "skipped: no --kit-key (SSO signs in the tenant and members the Kit syncs send)"
+        if self._sso_url is None:
+            return "skipped: no --sso-url (none to derive from an --url outside /koogallery/<slug>)"
+        return self._unmet(KIT_REQUIREMENTS)
+
+    async def _sso_case(self, case: SsoCase, context: SsoContext) -> CaseResult:
+        skip = self._unmet(case.requires)
+        if skip is not None:
+            return self._skipped(case.name, skip)
+        return await self._measure(case.name, case.perform(context))
+
     # Chaos cases ------------------------------------------------------------------------
 
     async def _chaos_case(self, case: ChaosCase) -> CaseResult:
@@ -237,6 +323,8 @@ class Simulator:
             why, outcome = str(exc), Outcome.FAILED
         except MissingValueError as exc:
             why, outcome = f"needs {exc} from an earlier case", Outcome.FAILED
+        except CaseSkippedError as exc:
+            why, outcome = f"skipped: {exc}", Outcome.SKIPPED
         latencies = self._caller.latencies[start:]
         self._outcomes[name] = outcome
         slowest = round(max(latencies) * 1000, 1) if latencies else None

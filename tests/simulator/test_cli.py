@@ -1,33 +1,30 @@
 """`marketgate simulate …` through click's CliRunner: exit codes, the table, --json, sign, help.
 
-One run goes over real HTTP to MarketGate served by uvicorn on a loopback port (both backends).
+One run goes over real HTTP to MarketGate served by uvicorn on a loopback port (both backends),
+the SSO cases included.
 """
 
 import json
 import shlex
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives import serialization
-from starlette.types import ASGIApp
 
 from gateway.app import create_app
 from gateway.cli import main
 from gateway.settings import Settings
+from gateway.simulator.cases import DEFAULT_TENANT_DOMAIN
 from gateway.simulator.cli import CliEnvironment
 from tests.conftest import ALPHA_KEY, product
 from tests.fakes import Behaviour, recording_factory
 from tests.simulator.test_cases import RSA_VECTOR, VECTORS, vector_private_key
+from tests.simulator.test_runner import free_port
 from tests.simulator.toy_vendor import Faults, ToyVendor
+from tests.sso.live import loopback_socket, serve
 
 KEY = "toy-basic-key-0123"
 TOY_URL = "https://vendor.test/isv/produce"
@@ -59,6 +56,15 @@ def test_cases_lists_every_case_name() -> None:
     assert "periodic.trial-to-formal" in result.output
     assert "chaos.reorder" in result.output and "(--reorder)" in result.output
     assert "kit.applicationSync" in result.output
+    assert "flows: periodic, one-time, on-demand, negative, kit, sso" in result.output
+    assert "sso.forged-state" in result.output
+
+
+def test_run_help_tells_how_the_sso_cases_reach_the_server() -> None:
+    output = " ".join(invoke(["run", "--help"]).output.split())
+    assert "Then the SSO cases:" in output
+    for option in ("--sso-url URL", "--identity-host TEXT", "--identity-port INTEGER RANGE"):
+        assert option in output
 
 
 # run --------------------------------------------------------------------------------------
@@ -180,27 +186,6 @@ def test_sign_refuses_a_missing_or_bad_body(args: list[str], message: str) -> No
 # Real HTTP against MarketGate -------------------------------------------------------------
 
 
-@contextmanager
-def served(app: ASGIApp) -> Iterator[int]:
-    """`app` served by uvicorn in a thread on a free loopback port, for the duration."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on", ws="none"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(15)
-        sock.close()
-
-
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     alpha = product("Alpha", ALPHA_KEY, kit_access_key=ALPHA_KIT_KEY,
@@ -213,21 +198,28 @@ def test_a_run_over_real_http_against_marketgate_passes(settings: Settings, tmp_
     key_file.write_bytes(vector_private_key().public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ))
-    app = create_app(settings, adapter_factories={"recording": recording_factory({"alpha": Behaviour(),
-                                                                                   "beta": Behaviour()})})
-    with served(app) as port:
-        url = f"http://127.0.0.1:{port}/koogallery/alpha"
-        result = CliRunner().invoke(main, [
-            "simulate", "run", "--url", url, "--key", ALPHA_KEY, "--kit-key", ALPHA_KIT_KEY, "--json",
-            "--rsa-public-key", str(key_file), "--deadline", "--retries", "1", "--replay", "--tamper",
-            "--clock-skew", "-75", "--count", "10", "--concurrency", "4",
-        ], catch_exceptions=False)
+    identity_port = free_port()
+    with loopback_socket() as sock:
+        public_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        live = settings.model_copy(update={
+            "public_url": public_url,
+            "dev_identity_domain_overrides": {DEFAULT_TENANT_DOMAIN: f"http://127.0.0.1:{identity_port}"},
+        })
+        app = create_app(live, adapter_factories={"recording": recording_factory({"alpha": Behaviour(),
+                                                                                    "beta": Behaviour()})})
+        with serve(app, sock):
+            result = CliRunner().invoke(main, [
+                "simulate", "run", "--url", f"{public_url}/koogallery/alpha", "--key", ALPHA_KEY,
+                "--kit-key", ALPHA_KIT_KEY, "--json", "--rsa-public-key", str(key_file), "--deadline",
+                "--retries", "1", "--replay", "--tamper", "--clock-skew", "-75", "--count", "10", "--concurrency", "4",
+                "--identity-port", str(identity_port),
+            ], catch_exceptions=False)
     # The server thread logs to the same standard output: the report is the block from "{" to "}".
     lines = result.output.splitlines()
     report = json.loads("\n".join(lines[lines.index("{"):lines.index("}") + 1]))
     assert result.exit_code == 0, [case for case in report["cases"] if case["result"] != "pass"]
     assert report["ok"] is True and report["failed"] == report["skipped"] == 0
     assert {case["name"] for case in report["cases"]} >= {"periodic.new", "kit.applicationSync", "chaos.replay",
-                                                            "chaos.tamper.kit", "chaos.clock-skew", "load"}
+                                                            "chaos.tamper.kit", "chaos.clock-skew", "load",
+                                                            "sso.login", "sso.workbench", "sso.unauthorized"}
     assert report["load"]["ok"] == 10
-
