@@ -7,6 +7,7 @@ shared store, the HTTP client and the adapters, and puts them on `app.state`.
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import httpx
 import structlog
@@ -194,6 +195,7 @@ def create_app(
             factories=adapter_factories,
         )
         products.update({slug: Product(slug, config, adapters[slug]) for slug, config in settings.products.items()})
+        shown_products = api_products(products)
         instance_jobs = InstanceJobs(
             database=database,
             products=products,
@@ -210,6 +212,7 @@ def create_app(
             private_keys=rsa_keys,
             clock=clock,
             access_listener=sso.sessions,
+            catalogs={product.slug: product.roles for product in shown_products},
         )
         runner = JobRunner(
             database,
@@ -219,6 +222,7 @@ def create_app(
             poll_interval_s=settings.job_poll_interval_s,
             max_attempts=settings.job_max_attempts,
             on_dead={"provision": instance_jobs.provisioning_gave_up},
+            retention=timedelta(days=settings.job_retention_days),
         )
         kit_syncs.attach(runner)
         call_log = CallLogWriter(database)
@@ -240,7 +244,7 @@ def create_app(
         app.state.sso = sso
         app.state.graphql_host = ApiHost(
             database=database,
-            products=api_products(products),
+            products=shown_products,
             reconciler=AdapterReconciler(products=products, instance_jobs=instance_jobs),
             now=clock.now,
             member_sessions=sso.sessions,

@@ -5,6 +5,11 @@ refused there, before the nonce is used and before any write. It is then stored 
 transaction that holds the tenant's lock and also writes one outbox job per directory event,
 so the marketplace is answered `000000` only once the change and its events are durable.
 The adapter hears of it afterwards, in order per (product, tenant), at least once.
+
+An authSync that changes the effective product roles of members (an authorization granted,
+revoked, enabled, disabled or changed in role; a member moved to another department) also
+tells the adapter, in the same transaction, with a `member_roles.changed` event listing those
+members and their roles now, as the admin API's grants do. Unbinding a tenant forgets its grants.
 """
 
 import asyncio
@@ -45,11 +50,13 @@ from gateway.koogallery.results import ResultCode
 from gateway.products import Product
 from gateway.settings import ConfigError, ProductConfig
 from gateway.worker import JobHandler, JobRunner, PermanentJobError
-from tenants import directory, jobs
+from tenants import directory, jobs, roles
+from tenants.admin import TenantScope
 from tenants.database import Database
 from tenants.directory import DepartmentRecord, MemberGrant, MemberRecord, TenantIdentity
 from tenants.directory_models import MemberRole
 from tenants.models import Job
+from tenants.roles import RoleCatalog
 from tenants.secretbox import SecretBox
 
 log = structlog.get_logger(__name__)
@@ -132,6 +139,7 @@ class KitSyncs:
         private_keys: Mapping[str, RSAPrivateKey],
         clock: Clock,
         access_listener: MemberAccessListener | None = None,
+        catalogs: Mapping[str, RoleCatalog] | None = None,
     ) -> None:
         self._database = database
         self._runner = runner
@@ -140,6 +148,7 @@ class KitSyncs:
         self._private_keys = private_keys
         self._clock = clock
         self._access_listener = access_listener
+        self._catalogs: Mapping[str, RoleCatalog] = catalogs or {}
 
     def attach(self, runner: JobRunner) -> None:
         """The runner to wake when events are stored (it is built with these handlers)."""
@@ -252,6 +261,8 @@ class KitSyncs:
             unbound = await directory.unbind_tenant(
                 session, **scope, cause="tenantSync:0", request_id=request_id, now=now
             )
+            # The grants go with the directory they name: a later binding starts without them.
+            await roles.delete_tenant_grants(session, scope=TenantScope(**scope))
             data = {"tenant_code": code, "instance_id": request.instance_id}
             return [_Event(DirectoryEventType.TENANT_UNBOUND, data)] if unbound else []
         tenant = await directory.lock_tenant(session, **scope, now=now)
@@ -322,14 +333,16 @@ class KitSyncs:
         users = request.distinct_users()
         cause = f"authSync:{request.flag}"
         now = self._clock.now()
+        names = [user.user_name for user in users]
         if not request.grants:
             if not users or not await self._locked(session, product, request, create=False):
                 return []
+            before = await self._effective_roles(session, product, request, names)
             revocations = await directory.revoke_members(
                 session,
                 **scope,
                 app_id=request.app_id,
-                user_names=[user.user_name for user in users],
+                user_names=names,
                 remove_members=request.flag == SyncFlag.DELETE,
                 cause=cause,
                 request_id=request_id,
@@ -338,10 +351,14 @@ class KitSyncs:
             if not revocations:
                 return []
             members = [{"user_name": item.user_name, "removed": item.removed} for item in revocations]
-            return [_Event(DirectoryEventType.MEMBERS_REVOKED, {"app_id": request.app_id, "members": members})]
+            revoked = [_Event(DirectoryEventType.MEMBERS_REVOKED, {"app_id": request.app_id, "members": members})]
+            return revoked + await self._roles_changed(
+                session, product, request, before, [item.user_name for item in revocations]
+            )
         if not users:
             return []
         await self._locked(session, product, request, create=True)
+        before = await self._effective_roles(session, product, request, names)
         changes = await directory.grant_members(
             session,
             **scope,
@@ -359,7 +376,37 @@ class KitSyncs:
             if grants:
                 members = [_member_data(grant) for grant in grants]
                 events.append(_Event(kind, {"app_id": request.app_id, "members": members}))
-        return events
+        touched = [grant.member.user_name for grant in (*changes.authorized, *changes.changed)]
+        return events + await self._roles_changed(session, product, request, before, touched)
+
+    async def _effective_roles(
+        self, session: AsyncSession, product: Product, request: AuthSync, user_names: Sequence[str]
+    ) -> dict[str, list[str]] | None:
+        """The members' effective product roles now; None when the product declares no roles."""
+        catalog = self._catalogs.get(product.slug)
+        if catalog is None or not catalog.roles or not user_names:
+            return None
+        scope = TenantScope(product.slug, request.tenant_id, request.is_test)
+        return await roles.list_effective_roles(session, scope=scope, catalog=catalog, user_names=user_names)
+
+    async def _roles_changed(
+        self,
+        session: AsyncSession,
+        product: Product,
+        request: AuthSync,
+        before: Mapping[str, Sequence[str]] | None,
+        touched: Sequence[str],
+    ) -> list[_Event]:
+        """`member_roles.changed` events for the members among `touched` whose effective roles the
+        sync changed (authorized, revoked, enabled, disabled, another role or department)."""
+        if before is None or not touched:
+            return []
+        after = await self._effective_roles(session, product, request, touched) or {}
+        earlier = {name: before[name] for name in touched if name in before}
+        return [
+            _Event(DirectoryEventType.MEMBER_ROLES_CHANGED, data)
+            for data in roles.changed_roles_events(cause="authSync", before=earlier, after=after)
+        ]
 
     async def _single_org_sync(self, session: AsyncSession, product: Product, request: SingleOrgSync) -> list[_Event]:
         scope = self._scope(product, request)

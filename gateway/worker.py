@@ -25,6 +25,8 @@ from tenants.models import Job, JobState
 log = structlog.get_logger(__name__)
 
 _WAIT_POLL_S = 0.02
+_PRUNE_INTERVAL_S = 3600.0
+"""How often a worker deletes the done jobs past their retention (and once when it starts)."""
 
 @dataclass(frozen=True, slots=True)
 class Finished:
@@ -57,6 +59,7 @@ class JobRunner:
         max_attempts: int,
         concurrency: int = 8,
         on_dead: Mapping[str, JobHandler] | None = None,
+        retention: timedelta = timedelta(days=30),
     ) -> None:
         self.owner = f"worker-{uuid.uuid4().hex[:12]}"
         self._database = database
@@ -72,6 +75,8 @@ class JobRunner:
         self._wake = asyncio.Event()
         self._stopping = False
         self._poller: asyncio.Task[None] | None = None
+        self._retention = retention
+        self._next_prune = 0.0
 
     def start(self) -> None:
         self._poller = asyncio.create_task(self._poll_forever(), name="marketgate-job-poller")
@@ -141,6 +146,7 @@ class JobRunner:
         while not self._stopping:
             try:
                 await self.poll_once()
+                await self._prune_when_due()
             except DatabaseUnavailableError as exc:
                 log.warning("job_poll_failed", error=str(exc))
             except Exception:  # the poller must outlive any surprise; it is logged with its trace
@@ -165,6 +171,25 @@ class JobRunner:
         for job in claimed:
             self._launch(job)
         return len(claimed)
+
+    async def _prune_when_due(self) -> None:
+        if self._clock.monotonic() < self._next_prune:
+            return
+        self._next_prune = self._clock.monotonic() + _PRUNE_INTERVAL_S
+        pruned = await self.prune()
+        if pruned:
+            log.info("jobs_pruned", jobs=pruned, retention_days=self._retention.days)
+
+    async def prune(self) -> int:
+        """Delete the done jobs older than the retention, in batches; returns how many."""
+        finished_before = self._clock.now() - self._retention
+        pruned = 0
+        while True:
+            async with self._database.transaction() as session:
+                batch = await jobs.prune_done_jobs(session, finished_before=finished_before)
+            pruned += batch
+            if batch == 0 or self._stopping:
+                return pruned
 
     async def _run(self, job: Job) -> None:
         assert job.id is not None

@@ -1,13 +1,15 @@
 """Schema extensions that keep the API safe: size limits, no introspection, masked errors.
 
 Strawberry's limiters report plain GraphQL errors; the subclasses here give each a stable
-`extensions.code`, so a client can tell "query too deep" from a typo.
+`extensions.code`, so a client can tell "query too deep" from a typo. `KnownDocuments` spares
+a frontend's repeated queries the parse and the validation (several milliseconds each time).
 """
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from functools import partial
 
-from graphql import GraphQLError, GraphQLSyntaxError, ValidationContext, ValidationRule
+from graphql import DocumentNode, GraphQLError, GraphQLSyntaxError, ValidationContext, ValidationRule
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -123,11 +125,61 @@ class MaskUnexpectedErrors(MaskErrors):
         return processed
 
 
+class DocumentCache:
+    """The documents one schema parsed and found valid, by their text; the least recently used go first.
+
+    Only a document that passed every validation rule of the schema (limits included) is kept,
+    so a cached one needs neither again: the rules and the parse options are fixed when the
+    schema is built, and validation reads nothing but the document and the schema.
+    """
+
+    def __init__(self, max_size: int = 256) -> None:
+        self.max_size = max_size
+        self._documents: OrderedDict[str, DocumentNode] = OrderedDict()
+
+    def get(self, text: str) -> DocumentNode | None:
+        document = self._documents.get(text)
+        if document is not None:
+            self._documents.move_to_end(text)
+        return document
+
+    def add(self, text: str, document: DocumentNode) -> None:
+        self._documents[text] = document
+        self._documents.move_to_end(text)
+        while len(self._documents) > self.max_size:
+            self._documents.popitem(last=False)
+
+
+class KnownDocuments(SchemaExtension):
+    """Skip parsing and validating a document the schema has already found valid (see `DocumentCache`)."""
+
+    def __init__(self, cache: DocumentCache) -> None:
+        self.cache = cache
+        self._known = False
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        document = self.cache.get(context.query) if context.query else None
+        if document is not None:
+            context.graphql_document = document  # Strawberry parses only when no document is set
+            self._known = True
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        if self._known:
+            context.pre_execution_errors = []  # Strawberry validates only when this is None
+        yield
+        if not self._known and context.pre_execution_errors == [] and context.query and context.graphql_document:
+            self.cache.add(context.query, context.graphql_document)
+
+
 def safety_extensions(
     *, max_depth: int, max_aliases: int, max_tokens: int, introspection: bool
 ) -> list[Callable[[], SchemaExtension]]:
     """Factories of the extensions every schema of this API runs with (fresh ones per request)."""
     factories: list[Callable[[], SchemaExtension]] = [
+        partial(KnownDocuments, DocumentCache()),
         partial(TokenLimit, max_token_count=max_tokens),
         partial(DepthLimit, max_depth=max_depth),
         partial(AliasLimit, max_alias_count=max_aliases),

@@ -87,6 +87,9 @@ class AuditLogFilter:
     actor: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    is_test: bool | None = strawberry.field(
+        default=None, description="Only actions on the marketplace's debug data (true), or none of them (false)."
+    )
 
     def to_service(self) -> admin.AuditFilter:
         return admin.AuditFilter(
@@ -95,4 +98,5 @@ class AuditLogFilter:
             actor=self.actor,
             since=_aware(self.since, "since"),
             until=_aware(self.until, "until"),
+            is_test=self.is_test,
         )

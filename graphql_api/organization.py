@@ -6,6 +6,7 @@ filters by it in SQL. Contact details (mobile, email) and the Kit's `extension` 
 exposed: granting roles does not need them.
 """
 
+import asyncio
 import enum
 from collections.abc import Callable
 from datetime import datetime
@@ -13,13 +14,14 @@ from typing import Any
 
 import strawberry
 from strawberry import relay
+from strawberry.types.nodes import FragmentSpread, InlineFragment
 
 from graphql_api._fields import field
 from graphql_api.context import Context
 from graphql_api.errors import bad_input
 from graphql_api.pagination import encode_key_cursor, key_after
 from graphql_api.types import Counter, InstanceNode, MarketplaceRoleValue, ProductRole
-from tenants import organization
+from tenants import organization, roles
 from tenants.admin import TenantScope
 from tenants.directory_models import DirectoryDepartment, DirectoryTenant, MemberRole
 from tenants.organization import MemberPageRequest, MemberRow
@@ -130,45 +132,31 @@ class MemberNode(relay.Node):
         row = await info.context.loaders.department.load((self.product, self.tenant_id, self.is_test, self.org_code))
         return DepartmentNode.from_row(row) if row is not None else None
 
-    roles: strawberry.Private[MemberRoles | None] = None
-    """The member's grants and roles when the list that made the node loaded them (see `list_members`)."""
-
-    def _from_roles(self, info: Info, pick: Callable[[MemberRoles], list[Any]]) -> Any:
-        """`pick` of the member's roles: at once when loaded with the page, else through the loader
-        (an awaitable; GraphQL awaits it), so a page of members answers without a task per field."""
-        if self.roles is not None:
-            return pick(self.roles)
-
-        async def load() -> list[Any]:
-            found = await info.context.loaders.member_roles.load(self.id)
-            return pick(found) if found is not None else []
-
-        return load()
-
-    @field(description="Role grants on the member themselves.", graphql_type=list[RoleGrantType])
-    def grants(self, info: Info) -> Any:
-        return self._from_roles(info, lambda found: [RoleGrantType.of(grant) for grant in found.direct])
-
-    @field(
+    # Plain data, not resolvers: a page of a hundred members shows them without a resolver call
+    # each. Whoever makes the node loads the roles when the query asks for them (`member_node`,
+    # `list_members`); None means not asked for, and a query that gets it anyway fails loudly
+    # (null in a non-null field) instead of showing no roles.
+    grants: list[RoleGrantType] | None = strawberry.field(
+        description="Role grants on the member themselves.", graphql_type=list[RoleGrantType]
+    )
+    inherited_grants: list[RoleGrantType] | None = strawberry.field(
         description="Role grants on the member's department, and on departments above it that include sub-departments.",
         graphql_type=list[RoleGrantType],
     )
-    def inherited_grants(self, info: Info) -> Any:
-        return self._from_roles(info, lambda found: [RoleGrantType.of(grant) for grant in found.inherited])
-
-    @field(
+    effective_roles: list[str] | None = strawberry.field(
         description="The product roles the member holds now: their marketplace role's defaults and every grant "
         "that reaches them; empty unless authorized, enabled and not removed.",
         graphql_type=list[str],
     )
-    def effective_roles(self, info: Info) -> Any:
-        return self._from_roles(info, lambda found: list(found.effective))
 
     @classmethod
-    def from_row(cls, row: MemberRow, roles: MemberRoles | None = None) -> "MemberNode":
+    def from_row(cls, row: MemberRow, roles: MemberRoles | None) -> "MemberNode":
+        """The node of `row`, with `roles` if the query asks for them (else None)."""
         member = row.member
         return cls(
-            roles=roles,
+            grants=[RoleGrantType.of(grant) for grant in roles.direct] if roles is not None else None,
+            inherited_grants=[RoleGrantType.of(grant) for grant in roles.inherited] if roles is not None else None,
+            effective_roles=list(roles.effective) if roles is not None else None,
             id=_row_id(member.id),
             product=member.product,
             tenant_id=member.tenant_id,
@@ -224,6 +212,7 @@ class MemberFilter:
 
 
 ROLE_FIELDS = frozenset({"grants", "inheritedGrants", "effectiveRoles"})
+EMPTY_ROLES = MemberRoles(direct=[], inherited=[], effective=[])
 
 
 def _selects(info: Info, names: frozenset[str]) -> bool:
@@ -237,6 +226,15 @@ def _selects(info: Info, names: frozenset[str]) -> bool:
     return False
 
 
+async def member_node(info: Info, row: MemberRow) -> MemberNode:
+    """The node of one member the caller read, with their roles when the query asks for them
+    (through the request's loader: several members in one query cost one lookup)."""
+    roles: MemberRoles | None = None
+    if _selects(info, ROLE_FIELDS):
+        roles = await info.context.loaders.member_roles.load(_row_id(row.member.id)) or EMPTY_ROLES
+    return MemberNode.from_row(row, roles)
+
+
 def _catalog(info: Info, product: str) -> RoleCatalog:
     for known in info.context.host.products:
         if known.slug == product:
@@ -244,42 +242,77 @@ def _catalog(info: Info, product: str) -> RoleCatalog:
     return RoleCatalog()
 
 
+def _selects_here(info: Info, name: str) -> bool:
+    """Whether the current field's own selection (fragments included) asks for the field `name`."""
+    pending: list[Any] = [selection for field in info.selected_fields for selection in field.selections]
+    while pending:
+        selection = pending.pop()
+        if isinstance(selection, (FragmentSpread, InlineFragment)):
+            pending.extend(selection.selections)
+        elif getattr(selection, "name", None) == name:
+            return True
+    return False
+
+
 def _counter(info: Info, scope: TenantScope, wanted: organization.MemberFilter, catalog: RoleCatalog) -> Counter:
     caller, database = info.context.caller, info.context.host.database
 
     async def counter() -> int:
         async with database.reader() as session:
-            return await organization.count_members(
-                session, caller=caller, scope=scope, wanted=wanted, catalog=catalog
-            )
+            return await organization.count_members(session, caller=caller, scope=scope, wanted=wanted, catalog=catalog)
 
     return counter
+
+
+def _started(count: Counter) -> tuple[Counter, Callable[[], object]]:
+    """`count` running already, on a connection of its own, while the page is read and shaped (it
+    reads every matching member; the page reads a hundred), and a way to stop it."""
+    task = asyncio.ensure_future(count())
+    # Retrieved here too, so that a count nobody awaits (the request failed first) logs nothing.
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+    async def counted() -> int:
+        return await task
+
+    return counted, task.cancel
 
 
 async def list_members(
     info: Info, scope: TenantScope, *, first: int, after: str | None, filter: MemberFilter | None
 ) -> MemberConnection:
-    """A connection of a tenant's members, as the caller may read them."""
+    """A connection of a tenant's members, as the caller may read them; their roles (when asked for)
+    come with the page, and the total count (when asked for) is counted meanwhile."""
     first, after_key = key_after(MEMBER_CURSOR, first, after)
     wanted, catalog = (filter or MemberFilter()).to_service(), _catalog(info, scope.product)
-    async with info.context.host.database.reader() as session:
-        page = await organization.list_members(
-            session,
-            caller=info.context.caller,
-            scope=scope,
-            wanted=wanted,
-            catalog=catalog,
-            page=MemberPageRequest(first=first, after=after_key),
-        )
-    ids = [_row_id(row.member.id) for row in page.items]
-    roles: list[MemberRoles | None] = [None] * len(ids)
-    if page.items and _selects(info, ROLE_FIELDS):
-        roles = await info.context.loaders.member_roles.load_many(ids)
+    caller = info.context.caller
+    counter, stop = _counter(info, scope, wanted, catalog), None
+    if _selects_here(info, "totalCount"):
+        counter, stop = _started(counter)
+    try:
+        async with info.context.host.database.reader() as session:
+            page = await organization.list_members(
+                session,
+                caller=caller,
+                scope=scope,
+                wanted=wanted,
+                catalog=catalog,
+                page=MemberPageRequest(first=first, after=after_key),
+            )
+            found: dict[str, MemberRoles] | None = None
+            if _selects(info, ROLE_FIELDS):
+                found = await roles.list_roles_of_members(
+                    session, caller=caller, scope=scope, catalog=catalog, members=[row.holder for row in page.items]
+                )
+    except BaseException:
+        if stop is not None:
+            stop()
+        raise
     edges = [
         relay.Edge(
-            cursor=encode_key_cursor(MEMBER_CURSOR, row.member.user_name), node=MemberNode.from_row(row, found)
+            cursor=encode_key_cursor(MEMBER_CURSOR, row.member.user_name),
+            node=MemberNode.from_row(row, found.get(row.member.user_name, EMPTY_ROLES) if found is not None else None),
         )
-        for row, found in zip(page.items, roles, strict=True)
+        for row in page.items
     ]
     page_info = relay.PageInfo(
         has_next_page=page.has_next,
@@ -287,7 +320,7 @@ async def list_members(
         start_cursor=edges[0].cursor if edges else None,
         end_cursor=edges[-1].cursor if edges else None,
     )
-    return MemberConnection(page_info=page_info, edges=edges, counter=_counter(info, scope, wanted, catalog))
+    return MemberConnection(page_info=page_info, edges=edges, counter=counter)
 
 
 @strawberry.type(name="Tenant", description="A buyer enterprise as one product knows it (from the Kit syncs).")
@@ -336,7 +369,7 @@ class TenantNode(relay.Node):
             row = await organization.get_member(
                 session, caller=info.context.caller, scope=self.scope, user_name=user_name
             )
-        return MemberNode.from_row(row) if row is not None else None
+        return await member_node(info, row) if row is not None else None
 
     @field(description="The instance the tenant bought (operators only).")
     async def instance(self, info: Info) -> InstanceNode | None:

@@ -10,12 +10,12 @@ from graphql_api._fields import field
 from graphql_api.inputs import AuditLogFilter, CallLogFilter, InstanceFilter, JobFilter
 from graphql_api.organization import (
     DepartmentNode,
-    MemberNode,
     TenantConnection,
     TenantFilter,
     TenantNode,
+    member_node,
 )
-from graphql_api.pagination import connection, page_request, parse_node_id
+from graphql_api.pagination import ConnectionT, connection, page_request, parse_node_id
 from graphql_api.permissions import authenticated, operator, organization
 from graphql_api.types import (
     AuditEntryConnection,
@@ -33,8 +33,9 @@ from graphql_api.types import (
 )
 from tenants import admin, operations
 from tenants import organization as organizations
-from tenants.admin import TenantScope
+from tenants.admin import Page, PageRequest, TenantScope
 from tenants.database import Database
+from tenants.organization import MemberRow
 
 PAGE_SIZE = 50
 
@@ -52,6 +53,25 @@ def _counter(database: Database, count: Callable[..., Awaitable[int]], **argumen
     return counter
 
 
+async def _listed(
+    info: Info,
+    cls: type[ConnectionT],
+    *,
+    node: Callable[[Any], Any],
+    lister: Callable[..., Awaitable[Page[Any]]],
+    counter: Callable[..., Awaitable[int]],
+    wanted: Any,
+    request: PageRequest,
+) -> ConnectionT:
+    """A page of what `lister` finds for the caller and `wanted`, as a connection of `cls` whose
+    total count `counter` counts when asked (the services filter by the caller)."""
+    caller, database = info.context.caller, info.context.host.database
+    async with database.reader() as session:
+        page = await lister(session, caller=caller, wanted=wanted, page=request)
+    count = _counter(database, counter, caller=caller, wanted=wanted)
+    return connection(cls, page, request=request, node=node, counter=count)
+
+
 async def load_node(info: Info, value: str) -> relay.Node | None:
     """The object behind a global id, if the caller may see it; None otherwise, whatever the reason."""
     parsed = parse_node_id(value)
@@ -59,6 +79,7 @@ async def load_node(info: Info, value: str) -> relay.Node | None:
         return None
     type_name, row_id = parsed
     caller = info.context.caller
+    member: MemberRow | None = None
     async with info.context.host.database.reader() as session:
         if type_name == "Instance":
             instance = await operations.get_instance_by_row_id(session, caller=caller, row_id=row_id)
@@ -80,8 +101,8 @@ async def load_node(info: Info, value: str) -> relay.Node | None:
             return DepartmentNode.from_row(department) if department else None
         if type_name == "Member":
             member = await organizations.get_member_by_row_id(session, caller=caller, row_id=row_id)
-            return MemberNode.from_row(member) if member else None
-    return None
+    # A member's roles come through the request's loader, on a session of its own.
+    return await member_node(info, member) if member is not None else None
 
 
 @strawberry.type
@@ -103,11 +124,15 @@ class Query:
         self, info: Info, first: int = PAGE_SIZE, after: str | None = None, filter: InstanceFilter | None = None
     ) -> InstanceConnection:
         request, wanted = page_request(first, after), (filter or InstanceFilter()).to_service()
-        caller, database = info.context.caller, info.context.host.database
-        async with database.reader() as session:
-            page = await operations.list_instances(session, caller=caller, wanted=wanted, page=request)
-        counter = _counter(database, operations.count_instances, caller=caller, wanted=wanted)
-        return connection(InstanceConnection, page, request=request, node=InstanceNode.from_row, counter=counter)
+        return await _listed(
+            info,
+            InstanceConnection,
+            node=InstanceNode.from_row,
+            lister=operations.list_instances,
+            counter=operations.count_instances,
+            wanted=wanted,
+            request=request,
+        )
 
     @field(extensions=[operator()], description="One instance by product and marketplace id (null if out of reach).")
     async def instance(self, info: Info, product: str, instance_id: str) -> InstanceNode | None:
@@ -122,12 +147,14 @@ class Query:
         self, info: Info, first: int = PAGE_SIZE, after: str | None = None, filter: CallLogFilter | None = None
     ) -> CallLogEntryConnection:
         request, wanted = page_request(first, after), (filter or CallLogFilter()).to_service()
-        caller, database = info.context.caller, info.context.host.database
-        async with database.reader() as session:
-            page = await operations.list_call_log_entries(session, caller=caller, wanted=wanted, page=request)
-        counter = _counter(database, operations.count_call_log_entries, caller=caller, wanted=wanted)
-        return connection(
-            CallLogEntryConnection, page, request=request, node=CallLogEntryNode.from_row, counter=counter
+        return await _listed(
+            info,
+            CallLogEntryConnection,
+            node=CallLogEntryNode.from_row,
+            lister=operations.list_call_log_entries,
+            counter=operations.count_call_log_entries,
+            wanted=wanted,
+            request=request,
         )
 
     @field(extensions=[operator()], description="Background jobs of the caller's products, newest first.")
@@ -135,11 +162,15 @@ class Query:
         self, info: Info, first: int = PAGE_SIZE, after: str | None = None, filter: JobFilter | None = None
     ) -> JobConnection:
         request, wanted = page_request(first, after), (filter or JobFilter()).to_service()
-        caller, database = info.context.caller, info.context.host.database
-        async with database.reader() as session:
-            page = await operations.list_jobs(session, caller=caller, wanted=wanted, page=request)
-        counter = _counter(database, operations.count_jobs, caller=caller, wanted=wanted)
-        return connection(JobConnection, page, request=request, node=JobNode.from_row, counter=counter)
+        return await _listed(
+            info,
+            JobConnection,
+            node=JobNode.from_row,
+            lister=operations.list_jobs,
+            counter=operations.count_jobs,
+            wanted=wanted,
+            request=request,
+        )
 
     @field(
         extensions=[organization()],
@@ -149,11 +180,15 @@ class Query:
         self, info: Info, first: int = PAGE_SIZE, after: str | None = None, filter: AuditLogFilter | None = None
     ) -> AuditEntryConnection:
         request, wanted = page_request(first, after), (filter or AuditLogFilter()).to_service()
-        caller, database = info.context.caller, info.context.host.database
-        async with database.reader() as session:
-            page = await admin.list_audit_entries(session, caller=caller, wanted=wanted, page=request)
-        counter = _counter(database, admin.count_audit_entries, caller=caller, wanted=wanted)
-        return connection(AuditEntryConnection, page, request=request, node=AuditEntryNode.from_row, counter=counter)
+        return await _listed(
+            info,
+            AuditEntryConnection,
+            node=AuditEntryNode.from_row,
+            lister=admin.list_audit_entries,
+            counter=admin.count_audit_entries,
+            wanted=wanted,
+            request=request,
+        )
 
     @field(
         extensions=[organization()],
@@ -163,11 +198,15 @@ class Query:
         self, info: Info, first: int = PAGE_SIZE, after: str | None = None, filter: TenantFilter | None = None
     ) -> TenantConnection:
         request, wanted = page_request(first, after), (filter or TenantFilter()).to_service()
-        caller, database = info.context.caller, info.context.host.database
-        async with database.reader() as session:
-            page = await organizations.list_tenants(session, caller=caller, wanted=wanted, page=request)
-        counter = _counter(database, organizations.count_tenants, caller=caller, wanted=wanted)
-        return connection(TenantConnection, page, request=request, node=TenantNode.from_row, counter=counter)
+        return await _listed(
+            info,
+            TenantConnection,
+            node=TenantNode.from_row,
+            lister=organizations.list_tenants,
+            counter=organizations.count_tenants,
+            wanted=wanted,
+            request=request,
+        )
 
     @field(extensions=[organization()], description="One buyer enterprise of a product (null if out of reach).")
     async def tenant(self, info: Info, product: str, tenant_id: str, is_test: bool = False) -> TenantNode | None:

@@ -102,9 +102,7 @@ class Viewer:
     products: list[Product] = strawberry.field(description="The products the caller may reach.")
 
     @field(description="A tenant admin's tenant (null for operators and ordinary members).")
-    async def tenant(
-        self, info: Info
-    ) -> Annotated["TenantNode", strawberry.lazy("graphql_api.organization")] | None:
+    async def tenant(self, info: Info) -> Annotated["TenantNode", strawberry.lazy("graphql_api.organization")] | None:
         from graphql_api.organization import TenantNode
 
         caller, own = info.context.caller, info.context.caller.own_tenant
@@ -115,17 +113,15 @@ class Viewer:
         return TenantNode.from_row(row) if row is not None else None
 
     @field(description="The member who is asking, with their roles (null for operators).")
-    async def member(
-        self, info: Info
-    ) -> Annotated["MemberNode", strawberry.lazy("graphql_api.organization")] | None:
-        from graphql_api.organization import MemberNode
+    async def member(self, info: Info) -> Annotated["MemberNode", strawberry.lazy("graphql_api.organization")] | None:
+        from graphql_api.organization import member_node
 
         caller, own = info.context.caller, info.context.caller.own_tenant
         if own is None or caller.user_name is None:
             return None
         async with info.context.host.database.reader() as session:
             row = await organization.get_member(session, caller=caller, scope=own, user_name=caller.user_name)
-        return MemberNode.from_row(row) if row is not None else None
+        return await member_node(info, row) if row is not None else None
 
     @classmethod
     def of(cls, caller: Caller, products: list[Product]) -> "Viewer":
@@ -293,6 +289,9 @@ class AuditEntryNode(relay.Node):
     action: str
     product: str | None
     target: str | None
+    is_test: bool = strawberry.field(
+        description="The action was on the marketplace's debug data (a testFlag 1 tenant or instance)."
+    )
     detail: JSON | None
     client_address: str | None
     request_id: str | None
@@ -307,6 +306,7 @@ class AuditEntryNode(relay.Node):
             action=row.action,
             product=row.product,
             target=row.target,
+            is_test=row.is_test,
             detail=cast(JSON, row.detail),
             client_address=row.client_address,
             request_id=row.request_id,

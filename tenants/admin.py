@@ -138,6 +138,12 @@ class Caller:
             return scope.product in self.products
         return self.kind is CallerKind.TENANT_ADMIN and self.own_tenant == scope
 
+    def reaches_member(self, scope: TenantScope, user_name: str) -> bool:
+        """Whether the caller may read the member `user_name` of `scope`: their tenant's reach, or themselves."""
+        if self.reaches_tenant(scope):
+            return True
+        return self.kind is CallerKind.MEMBER and self.own_tenant == scope and self.user_name == user_name
+
     @property
     def operations_products(self) -> frozenset[str]:
         """The products whose instances, call log and jobs this caller may read: an operator's own."""
@@ -350,8 +356,13 @@ async def create_audit_entry(
     detail: dict[str, Any] | None,
     now: datetime,
     tenant_id: str | None = None,
+    is_test: bool | None = None,
 ) -> AuditEntry:
-    """Record an admin action in the caller's transaction: it is kept if and only if the action is."""
+    """Record an admin action in the caller's transaction: it is kept if and only if the action is.
+
+    `is_test` marks an action on the marketplace's debug data (a testFlag 1 tenant or instance);
+    by default, that of the caller's own tenant (a tenant admin's), else False.
+    """
     entry = AuditEntry(
         actor_kind=caller.kind.value,
         actor=caller.actor[:128],
@@ -359,6 +370,7 @@ async def create_audit_entry(
         product=product,
         tenant_id=tenant_id if tenant_id is not None else caller.tenant_id,
         target=target,
+        is_test=is_test if is_test is not None else caller.is_test,
         detail=detail,
         client_address=caller.client_address[:64] if caller.client_address else None,
         request_id=caller.request_id,
@@ -378,13 +390,18 @@ class AuditFilter:
     actor: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    is_test: bool | None = None
+    """Actions on the marketplace's debug data only (True), or none of them (False)."""
 
 
 def _audit_clauses(caller: Caller, wanted: AuditFilter) -> list[ColumnElement[bool]]:
     # Entries without a product (token management) are shown to no one through the services.
     clauses = [products_clause(AuditEntry.product, caller.products)]
     if caller.tenant_id is not None:
-        clauses.append(col(AuditEntry.tenant_id) == caller.tenant_id)
+        # A tenant's debug data (testFlag 1) is another tenant, with its own admins and audit log.
+        clauses += [col(AuditEntry.tenant_id) == caller.tenant_id, col(AuditEntry.is_test) == caller.is_test]
+    if wanted.is_test is not None:
+        clauses.append(col(AuditEntry.is_test) == wanted.is_test)
     if wanted.products is not None:
         clauses.append(products_clause(AuditEntry.product, wanted.products))
     if wanted.actions is not None:

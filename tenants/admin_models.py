@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from tenants.models import UTCDateTime, _enum_text, utc_now
@@ -49,6 +49,8 @@ class AuditEntry(SQLModel, table=True):
     tenant_id: str | None = Field(default=None, max_length=64)
     """Set by tenant-scoped actions (the tenant-admin half of the API); None for operator actions."""
     target: str | None = Field(default=None, max_length=200)
+    is_test: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    """The action was on the marketplace's debug data (testFlag 1): a test tenant, instance or its job."""
     detail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     client_address: str | None = Field(default=None, max_length=64)
     request_id: str | None = Field(default=None, max_length=64)

@@ -208,6 +208,7 @@ async def repair_instance_app_info(
         target=f"instance:{instance_id}",
         detail={"changed": changed, "fields": fields},
         now=now,
+        is_test=instance.is_test,
     )
     return instance, changed
 
@@ -354,5 +355,21 @@ async def retry_job(session: AsyncSession, *, caller: Caller, job_id: int, now: 
         target=f"job:{job_id}",
         detail={"kind": job.kind, "status": before.value, "attempts": job.attempts},
         now=now,
+        is_test=await _job_is_test(session, job),
     )
     return retried
+
+
+async def _job_is_test(session: AsyncSession, job: Job) -> bool:
+    """Whether a job works on the marketplace's debug data: its payload says so (directory jobs), or
+    the instance it names is a test instance (instance jobs)."""
+    payload = job.payload
+    if "is_test" in payload:
+        return bool(payload["is_test"])
+    instance_id = payload.get("instance_id")
+    if not isinstance(instance_id, str):
+        return False
+    query = select(Instance.is_test).where(
+        col(Instance.product) == job.product, col(Instance.instance_id) == instance_id
+    )
+    return bool((await session.exec(query)).first())

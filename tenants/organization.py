@@ -8,10 +8,10 @@ here changes it.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, func, literal, or_, tuple_
+from sqlalchemy import ColumnElement, Select, Table, and_, func, literal, or_, tuple_
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -33,7 +33,15 @@ from tenants.directory_models import (
     DirectoryTenant,
     MemberRole,
 )
-from tenants.roles import RoleCatalog, holds_role_clause, probe
+from tenants.roles import (
+    RoleCatalog,
+    RoleHolder,
+    authorizations_of,
+    enabled_roles_of,
+    held_roles,
+    holds_role_clause,
+    probe,
+)
 
 DepartmentKey = tuple[str, str, bool, str]
 """(product, tenant_id, is_test, org_code): an orgCode is only meaningful within its tenant."""
@@ -178,10 +186,30 @@ async def get_department_by_row_id(session: AsyncSession, *, caller: Caller, row
 
 
 @dataclass(frozen=True, slots=True)
+class MemberProfile:
+    """A member as the admin API shows them: who and where, not how to reach them (no mobile,
+    email or Kit extension: granting roles does not need them)."""
+
+    id: int
+    product: str
+    tenant_id: str
+    is_test: bool
+    user_name: str
+    name: str
+    org_code: str
+    position: str | None
+    employee_code: str | None
+    removed: bool
+
+
+_PROFILE_COLUMNS = tuple(item.name for item in fields(MemberProfile))
+
+
+@dataclass(frozen=True, slots=True)
 class MemberRow:
     """A member with their department's name and their marketplace authorization for the product."""
 
-    member: DirectoryMember
+    member: MemberProfile
     org_name: str | None
     """None when the member's orgCode names no department (removed, or not arrived yet)."""
     marketplace_role: MemberRole | None
@@ -190,6 +218,13 @@ class MemberRow:
     """A live authorization exists (for any app of the product)."""
     enabled: bool
     """A live authorization is enabled: only then does the member have effective roles."""
+    marketplace_roles: frozenset[MemberRole] = frozenset()
+    """The roles of their live, enabled authorizations (empty for a removed member)."""
+
+    @property
+    def holder(self) -> RoleHolder:
+        """The member as `tenants.roles` reads their grants and effective roles."""
+        return RoleHolder(self.member.user_name, self.member.org_code, self.marketplace_roles)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,16 +260,7 @@ class MemberPage:
 def _live_role(members: Any, *, enabled_only: bool) -> Any:
     """The smallest role ('admin' < 'user') of the member row's live (enabled) authorizations."""
     auth = _table(DirectoryAuthorization)
-    clauses = [
-        auth.c.product == members.c.product,
-        auth.c.tenant_id == members.c.tenant_id,
-        auth.c.is_test == members.c.is_test,
-        auth.c.user_name == members.c.user_name,
-        auth.c.revoked_at.is_(None),
-    ]
-    if enabled_only:
-        clauses.append(auth.c.enabled.is_(True))
-    return sa_select(func.min(auth.c.role)).where(*clauses).scalar_subquery()
+    return sa_select(func.min(auth.c.role)).where(*authorizations_of(members, enabled=enabled_only)).scalar_subquery()
 
 
 def _has_authorization(
@@ -297,9 +323,10 @@ def _member_clauses(
     return clauses
 
 
-def _member_query(clauses: Sequence[ColumnElement[bool]]) -> Any:
+def _member_query(clauses: Sequence[ColumnElement[bool]]) -> Select[Any]:
     """Members with their department's name and marketplace roles, each a lookup per row (no join:
-    a page stays an ordered index scan that stops after `first` rows)."""
+    a page stays an ordered index scan that stops after `first` rows). Plain rows, not ORM objects:
+    a page reads a hundred, and building each as a model costs more than reading it."""
     members, departments = _table(DirectoryMember), _table(DirectoryDepartment)
     org_name = (
         sa_select(departments.c.org_name)
@@ -312,23 +339,34 @@ def _member_query(clauses: Sequence[ColumnElement[bool]]) -> Any:
         .limit(1)
         .scalar_subquery()
     )
-    return select(
-        DirectoryMember,
+    return sa_select(
+        *(members.c[name] for name in _PROFILE_COLUMNS),
         org_name.label("org_name"),
-        _live_role(members, enabled_only=True).label("enabled_role"),
+        enabled_roles_of(members).label("enabled_roles"),
         _live_role(members, enabled_only=False).label("live_role"),
     ).where(*clauses)
 
 
+async def _member_rows(session: AsyncSession, query: Select[Any]) -> list[MemberRow]:
+    connection = await session.connection()
+    return [_member_row(row) for row in (await connection.execute(query)).all()]
+
+
+_ROLES = {role.value: role for role in MemberRole}
+
+
 def _member_row(row: Any) -> MemberRow:
-    member, org_name, enabled_role, live_role = row
-    role = enabled_role if enabled_role is not None else live_role
+    *profile, org_name, enabled_roles, live_role = row
+    member = MemberProfile(*profile)
+    held = held_roles(enabled_roles)
+    role = held[0] if held else _ROLES.get(live_role) if live_role is not None else None
     return MemberRow(
         member=member,
         org_name=org_name,
-        marketplace_role=MemberRole(role) if role is not None else None,
+        marketplace_role=role,
         authorized=live_role is not None,
-        enabled=enabled_role is not None,
+        enabled=bool(held),
+        marketplace_roles=frozenset(held) if not member.removed else frozenset(),
     )
 
 
@@ -346,7 +384,7 @@ async def list_members(
     if page.after is not None:
         clauses.append(col(DirectoryMember.user_name) > page.after)
     query = _member_query(clauses).order_by(col(DirectoryMember.user_name)).limit(page.first + 1)
-    rows = [_member_row(row) for row in (await session.exec(query)).all()]
+    rows = await _member_rows(session, query)
     return MemberPage(items=rows[: page.first], has_next=len(rows) > page.first)
 
 
@@ -364,16 +402,14 @@ async def get_member(session: AsyncSession, *, caller: Caller, scope: TenantScop
     query = _member_query(
         [members_clause(caller, members.c), _in_scope(DirectoryMember, scope), members.c.user_name == user_name]
     )
-    row = (await session.exec(query)).first()
-    return _member_row(row) if row is not None else None
+    return next(iter(await _member_rows(session, query)), None)
 
 
 async def get_member_by_row_id(session: AsyncSession, *, caller: Caller, row_id: int) -> MemberRow | None:
     """One member by row id, if the caller may read them."""
     members = _table(DirectoryMember)
     query = _member_query([members_clause(caller, members.c), members.c.id == row_id])
-    row = (await session.exec(query)).first()
-    return _member_row(row) if row is not None else None
+    return next(iter(await _member_rows(session, query)), None)
 
 
 async def get_member_access(session: AsyncSession, *, scope: TenantScope, user_name: str) -> MemberRole | None:

@@ -411,6 +411,51 @@ def _effective(catalog: RoleCatalog, marketplace_roles: Iterable[MemberRole], gr
 # -- reading -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class RoleHolder:
+    """A member as effective roles see them: where they sit, and the marketplace roles they hold."""
+
+    user_name: str
+    org_code: str
+    marketplace_roles: frozenset[MemberRole]
+    """Of their live, enabled authorizations; empty for a member removed from the enterprise."""
+
+
+def authorizations_of(members: Any, *, enabled: bool) -> list[ColumnElement[bool]]:
+    """Where clauses of directory_authorizations: the live (and, if asked, enabled) authorizations of
+    the member row `members`, by the columns of the authorizations' member index (correlated)."""
+    auth = _AUTHORIZATIONS
+    clauses = [
+        auth.c.product == members.c.product,
+        auth.c.tenant_id == members.c.tenant_id,
+        auth.c.is_test == members.c.is_test,
+        auth.c.user_name == members.c.user_name,
+        auth.c.revoked_at.is_(None),
+    ]
+    if enabled:
+        clauses.append(auth.c.enabled.is_(True))
+    return clauses
+
+
+def enabled_roles_of(members: Any) -> Any:
+    """For the select list of a members query: the smallest and the largest role of the member
+    row's live, enabled authorizations, as "admin,user" (null: none), in one lookup per row. With
+    two marketplace roles that names every one the member holds; `held_roles` reads it."""
+    auth = _AUTHORIZATIONS
+    lowest, highest = cast(func.min(auth.c.role), String), cast(func.max(auth.c.role), String)
+    return select(lowest + "," + highest).where(*authorizations_of(members, enabled=True)).scalar_subquery()
+
+
+_HELD: dict[str | None, tuple[MemberRole, ...]] = {
+    f"{low.value},{high.value}": tuple(sorted({low, high})) for low in MemberRole for high in MemberRole
+}
+
+
+def held_roles(enabled_roles: str | None) -> tuple[MemberRole, ...]:
+    """The marketplace roles an `enabled_roles_of` value names, admin first (a lookup: pages read many)."""
+    return _HELD.get(enabled_roles, ())
+
+
 async def list_member_roles(
     session: AsyncSession, *, caller: Caller, member_ids: Sequence[int], catalogs: Mapping[str, RoleCatalog]
 ) -> dict[int, MemberRoles]:
@@ -422,20 +467,7 @@ async def list_member_roles(
     """
     if not member_ids:
         return {}
-    members, auth = _MEMBERS, _AUTHORIZATIONS
-
-    def holds(role: MemberRole) -> Any:
-        # In the select list: a lookup per member row, by the columns of its index.
-        return probe(
-            auth.c.product == members.c.product,
-            auth.c.tenant_id == members.c.tenant_id,
-            auth.c.is_test == members.c.is_test,
-            auth.c.user_name == members.c.user_name,
-            auth.c.revoked_at.is_(None),
-            auth.c.enabled.is_(True),
-            auth.c.role == role,
-        ).label(role.value)
-
+    members = _MEMBERS
     query = select(
         members.c.id,
         members.c.product,
@@ -444,40 +476,61 @@ async def list_member_roles(
         members.c.user_name,
         members.c.org_code,
         members.c.removed,
-        *(holds(role) for role in MemberRole),
+        enabled_roles_of(members).label("enabled_roles"),
     ).where(
         _ids_in(members.c.id, sorted(set(member_ids)), dialect=_dialect(session)), members_clause(caller, members.c)
     )
-    found: dict[int, tuple[TenantScope, str, str, set[MemberRole]]] = {}
+    by_scope: dict[TenantScope, dict[int, RoleHolder]] = defaultdict(dict)
     for row in await _rows(session, query):
-        held = {role for role in MemberRole if row._mapping[role.value]} if not row.removed else set()
-        found[row.id] = (TenantScope(row.product, row.tenant_id, row.is_test), row.user_name, row.org_code, held)
-    by_scope: dict[TenantScope, list[int]] = defaultdict(list)
-    for row_id, (scope, *_) in found.items():
-        by_scope[scope].append(row_id)
-    result: dict[int, MemberRoles] = {}
-    for scope, ids in by_scope.items():
-        direct: dict[str, list[Grant]] = defaultdict(list)
-        inherited: dict[str, list[Grant]] = defaultdict(list)
-        applicable = await _applicable_grants(
-            session,
-            scope,
-            user_names=sorted({found[row_id][1] for row_id in ids}),
-            org_codes=sorted({found[row_id][2] for row_id in ids}),
+        held = frozenset(held_roles(row.enabled_roles)) if not row.removed else frozenset()
+        by_scope[TenantScope(row.product, row.tenant_id, row.is_test)][row.id] = RoleHolder(
+            row.user_name, row.org_code, held
         )
-        for row in applicable:
-            target = direct if row.via == "member" else inherited
-            target[row.applies_to].append(_grant_from_row(row))
-        catalog = catalogs.get(scope.product, RoleCatalog())
-        for row_id in ids:
-            _, user_name, org_code, marketplace_roles = found[row_id]
-            mine, above = _sorted(direct[user_name]), _sorted(inherited[org_code])
-            effective = (
-                _effective(catalog, marketplace_roles, (grant.role for grant in (*mine, *above)))
-                if marketplace_roles
-                else []
-            )
-            result[row_id] = MemberRoles(direct=mine, inherited=above, effective=effective)
+    result: dict[int, MemberRoles] = {}
+    for scope, holders in by_scope.items():
+        found = await _member_roles(session, scope, catalogs.get(scope.product, RoleCatalog()), holders.values())
+        result.update({row_id: found[holder.user_name] for row_id, holder in holders.items()})
+    return result
+
+
+async def list_roles_of_members(
+    session: AsyncSession, *, caller: Caller, scope: TenantScope, catalog: RoleCatalog, members: Sequence[RoleHolder]
+) -> dict[str, MemberRoles]:
+    """Grants and effective roles of members of `scope` the caller has read already (a page of a
+    member list, with the marketplace roles they hold), by userName: one statement.
+
+    Only the members the caller may read count: a tenant's admin or operator, any of them; an
+    ordinary member, only themselves.
+    """
+    readable = [member for member in members if caller.reaches_member(scope, member.user_name)]
+    return await _member_roles(session, scope, catalog, readable)
+
+
+async def _member_roles(
+    session: AsyncSession, scope: TenantScope, catalog: RoleCatalog, holders: Iterable[RoleHolder]
+) -> dict[str, MemberRoles]:
+    """The grants on `holders` (members of `scope`), their departments and the departments above
+    them, and their effective roles, by userName: one statement."""
+    holders = list(holders)
+    if not holders:
+        return {}
+    direct: dict[str, list[Grant]] = defaultdict(list)
+    inherited: dict[str, list[Grant]] = defaultdict(list)
+    applicable = await _applicable_grants(
+        session,
+        scope,
+        user_names=sorted({holder.user_name for holder in holders}),
+        org_codes=sorted({holder.org_code for holder in holders}),
+    )
+    for row in applicable:
+        target = direct if row.via == "member" else inherited
+        target[row.applies_to].append(_grant_from_row(row))
+    result: dict[str, MemberRoles] = {}
+    for holder in holders:
+        mine, above = _sorted(direct[holder.user_name]), _sorted(inherited[holder.org_code])
+        held = holder.marketplace_roles
+        effective = _effective(catalog, held, (grant.role for grant in (*mine, *above))) if held else []
+        result[holder.user_name] = MemberRoles(direct=mine, inherited=above, effective=effective)
     return result
 
 
@@ -700,11 +753,22 @@ async def _effective_roles(
     query = select(members.c.user_name, members.c.org_code).where(
         _in_scope(members, scope), members.c.removed.is_(False), where
     )
-    found: dict[str, tuple[str, set[MemberRole]]] = {}
-    for user_name, org_code in await _rows(session, query):
-        held = {role for role, holders in marketplace_roles.items() if user_name in holders}
-        if held:
-            found[user_name] = (org_code, held)
+    found = [
+        (user_name, org_code, {role for role, holders in marketplace_roles.items() if user_name in holders})
+        for user_name, org_code in await _rows(session, query)
+    ]
+    return await _roles_of(session, scope, catalog, found)
+
+
+async def _roles_of(
+    session: AsyncSession,
+    scope: TenantScope,
+    catalog: RoleCatalog,
+    members: Iterable[tuple[str, str, set[MemberRole]]],
+) -> dict[str, tuple[str, ...]]:
+    """Effective roles of `members` (userName, orgCode, marketplace roles held) that have any: one
+    statement reads every grant that applies to them."""
+    found = {user_name: (org_code, held) for user_name, org_code, held in members if held}
     if not found:
         return {}
     by_member: dict[str, set[str]] = defaultdict(set)
@@ -760,6 +824,25 @@ def _json_value(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
+def changed_roles_events(
+    *, cause: str, before: Mapping[str, Sequence[str]], after: Mapping[str, Sequence[str]]
+) -> list[dict[str, Any]]:
+    """The `data` of the `member_roles.changed` events telling whose effective roles differ between
+    `before` and `after` (userName to roles; absent: none), by userName, `EVENT_CHUNK` members an event."""
+    changed = sorted(
+        name for name in before.keys() | after.keys() if tuple(before.get(name, ())) != tuple(after.get(name, ()))
+    )
+    return [
+        {
+            "cause": cause,
+            "members": [
+                {"user_name": name, "roles": list(after.get(name, ()))} for name in changed[start : start + EVENT_CHUNK]
+            ],
+        }
+        for start in range(0, len(changed), EVENT_CHUNK)
+    ]
+
+
 async def _announce(
     session: AsyncSession,
     *,
@@ -770,11 +853,9 @@ async def _announce(
     now: datetime,
 ) -> list[str]:
     """Outbox events (`member_roles.changed`) for the members whose effective roles differ."""
-    changed = sorted(name for name in before.keys() | after.keys() if before.get(name, ()) != after.get(name, ()))
-    for start in range(0, len(changed), EVENT_CHUNK):
-        members = [
-            {"user_name": name, "roles": list(after.get(name, ()))} for name in changed[start : start + EVENT_CHUNK]
-        ]
+    changed: list[str] = []
+    for data in changed_roles_events(cause=action, before=before, after=after):
+        changed += [member["user_name"] for member in data["members"]]
         await jobs.create_job(
             session,
             product=scope.product,
@@ -783,7 +864,7 @@ async def _announce(
                 "type": MEMBER_ROLES_CHANGED,
                 "tenant_id": scope.tenant_id,
                 "is_test": scope.is_test,
-                "data": {"cause": action, "members": members},
+                "data": data,
             },
             now=now,
             sequence_key=directory_sequence_key(scope),
@@ -801,6 +882,7 @@ async def _audit(
         product=wanted.scope.product,
         tenant_id=wanted.scope.tenant_id,
         target=f"tenant:{wanted.scope.tenant_id}{':test' if wanted.scope.is_test else ''}",
+        is_test=wanted.scope.is_test,
         detail={
             "is_test": wanted.scope.is_test,
             "roles": wanted.roles,
@@ -952,12 +1034,33 @@ async def revoke_member_roles(
 async def list_effective_roles(
     session: AsyncSession, *, scope: TenantScope, catalog: RoleCatalog, user_names: Sequence[str]
 ) -> dict[str, list[str]]:
-    """Effective roles of the members of `scope` among `user_names` that have any (for the gateway,
-    which tells adapters about members the Kit syncs authorize or move): no caller, no scope check."""
-    where = one_of(_MEMBERS.c.user_name, user_names, dialect=_dialect(session))
-    held = await _marketplace_roles(session, scope)
-    effective = await _effective_roles(session, scope, catalog, where, held)
+    """Effective roles of the members of `scope` among `user_names` that have any, for the gateway,
+    which tells adapters whose roles a Kit sync changed: no caller, no scope check.
+
+    Two statements, whatever the size of the tenant: the members, each with the marketplace
+    roles of their live, enabled authorizations (an index lookup per member), then every grant
+    that applies to them. Nothing is read when the product declares no roles.
+    """
+    if not user_names or not catalog.roles:
+        return {}
+    members = _MEMBERS
+    query = select(members.c.user_name, members.c.org_code, enabled_roles_of(members).label("enabled_roles")).where(
+        _in_scope(members, scope),
+        members.c.removed.is_(False),
+        one_of(members.c.user_name, sorted(set(user_names)), dialect=_dialect(session)),
+    )
+    found = [(row.user_name, row.org_code, set(held_roles(row.enabled_roles))) for row in await _rows(session, query)]
+    effective = await _roles_of(session, scope, catalog, found)
     return {name: list(roles) for name, roles in effective.items()}
+
+
+async def delete_tenant_grants(session: AsyncSession, *, scope: TenantScope) -> int:
+    """Forget every grant of a tenant (it is unbound: a later binding starts without them); how many.
+
+    Called by the gateway in the transaction that unbinds the tenant: no caller, no audit.
+    """
+    result = await session.exec(delete(MemberRoleGrant).where(_in_scope(_GRANTS, scope)))
+    return int(result.rowcount or 0)
 
 
 __all__ = [
@@ -969,18 +1072,25 @@ __all__ = [
     "InvalidRoleCatalogError",
     "MemberRoles",
     "RoleCatalog",
+    "RoleHolder",
     "RolesChange",
     "TenantNotFoundError",
     "TooManySubjectsError",
     "UnknownRolesError",
     "UnknownSubjectsError",
+    "authorizations_of",
+    "changed_roles_events",
     "covered_departments",
+    "delete_tenant_grants",
     "directory_sequence_key",
+    "enabled_roles_of",
     "grant_member_roles",
+    "held_roles",
     "holds_role_clause",
     "list_department_grants",
     "list_effective_roles",
     "list_member_roles",
+    "list_roles_of_members",
     "one_of",
     "revoke_member_roles",
 ]

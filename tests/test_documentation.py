@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from gateway.adapters import http as http_adapter
+from gateway.adapters.contract import DirectoryEventType
 from gateway.cli import main
 from gateway.settings import ProductConfig, Settings
 
@@ -33,3 +35,16 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
     result = CliRunner().invoke(main, [*path, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
+
+
+@pytest.mark.parametrize("event_type", [item.value for item in DirectoryEventType])
+def test_every_directory_event_type_is_in_the_http_wire_format(event_type: str) -> None:
+    """A backend author reads the HTTP adapter's docstring: every event type it may receive is there."""
+    assert f'"{event_type}"' in (http_adapter.__doc__ or "")
+
+
+def test_the_member_roles_event_payload_is_documented() -> None:
+    wire = http_adapter.__doc__ or ""
+    for text in (wire, README):
+        assert "member_roles.changed" in text
+        assert all(key in text for key in ('"cause"', '"members"', '"user_name"', '"roles"', '"authSync"'))

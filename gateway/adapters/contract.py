@@ -30,8 +30,9 @@ CONTRACT_VERSION = 3
 3 added `Adapter.on_login` and `Adapter.on_session_end` (SSO free login) and `AdapterContext.login_tokens`;
 an adapter without `on_login` cannot take SSO logins (members see an error page), one without
 `on_session_end` is not told when sessions end.
-3 also added the directory event `member_roles.changed` (product roles granted in the admin API;
-an adapter ignores event types it does not know) and the optional `Adapter.product_roles`."""
+3 also added the directory event `member_roles.changed` (whose effective product roles changed: a
+tenant admin's grant in the admin API, or an authSync; an adapter ignores event types it does not
+know) and the optional `Adapter.product_roles`."""
 
 
 class AdapterError(Exception):
@@ -299,10 +300,13 @@ class DirectoryEvent:
       `extension` (each possibly null)
     - members.revoked: `app_id` and `members`, each with `user_name` and `removed` (true when
       the member was also deleted from the enterprise)
-    - member_roles.changed: `cause` (the admin API mutation, `memberRolesGrant` or
-      `memberRolesRevoke`) and `members` (at most 1000 an event), each with `user_name` and
-      `roles`: the member's effective product roles now, all of them (empty: none). Only
-      members whose effective roles changed are listed.
+    - member_roles.changed: `cause` (what changed them: the admin API mutation,
+      `memberRolesGrant` or `memberRolesRevoke`, or `authSync`, the marketplace authorizing,
+      revoking, enabling, disabling, re-roling or moving members) and `members` (at most 1000 an
+      event), each with `user_name` and `roles`: the member's effective product roles now, all
+      of them (empty: none). Only members whose effective roles changed are listed. An authSync's
+      comes after its members.* event. tenant.unbound sends none: every role is gone with the
+      tenant, grants included (a later binding starts without them).
 
     Events of types an adapter does not know (added by later contracts) are to be ignored.
     """

@@ -30,8 +30,19 @@ JSON, keys in camelCase, times as ISO-8601 UTC (`2030-01-31T00:00:00Z`), absent 
     upgrade       {"instance", "order": order | null}
     check_change  {"instance", "productId", "skuCode", "productName", "linearValue": int | null}
     describe      {"instance"}
-    directory_event  {"eventId", "type", "product", "tenantId", "isTest", "data"}: a Kit sync's
-                  change (see `DirectoryEvent` in the contract; keys inside `data` stay snake_case)
+    directory_event  {"eventId", "type", "product", "tenantId", "isTest", "data"}: a change of a
+                  buyer's directory (see `DirectoryEvent` in the contract for every `data`; keys
+                  inside `data` stay snake_case). `type` is "tenant.bound", "tenant.changed",
+                  "tenant.unbound", "app.credentials_changed", "departments.changed",
+                  "members.authorized", "members.changed", "members.revoked" (the Kit syncs) or
+                  "member_roles.changed"; a backend ignores a type it does not know
+    member_roles.changed  the `data` of that directory_event: whose effective product roles
+                  changed (a tenant admin granted or revoked roles, or an authSync authorized,
+                  revoked, enabled, disabled, re-roled or moved members), and their roles now:
+                  {"cause": "memberRolesGrant" | "memberRolesRevoke" | "authSync",
+                   "members": [{"user_name": str, "roles": [str]}]}, at most 1000 members an
+                  event, only those whose roles changed; `roles` is all of the member's effective
+                  roles, in the product's order ([]: none left). Apply it as a replacement.
     member       {"product", "tenantId", "isTest": bool, "userName", "name", "role": "admin" | "user",
                   "orgCode", "instanceId"}
     login        {"member", "sessionId", "loginToken", "expiresAt": time, "redeemUrl", "nextUrl"}: a

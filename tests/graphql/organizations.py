@@ -16,7 +16,7 @@ from tests.conftest import Marketplace
 from tests.graphql.conftest import rows
 from tests.kit.helpers import TENANT_A, TENANT_B, all_org_sync, auth_sync, org, tenant_sync, user
 
-__all__ = ["TENANT_A", "TENANT_B", "Organizations", "kit", "seed_organizations"]
+__all__ = ["ALPHA_A_DEPARTMENTS", "TENANT_A", "TENANT_B", "Organizations", "kit", "seed_organizations"]
 
 ALPHA_A_DEPARTMENTS = [("1", "Head office", ""), ("2", "Sales", "1"), ("3", "Sales East", "2"), ("4", "Support", "1")]
 ALPHA_A_USERS = [

@@ -18,8 +18,15 @@ from tenants.role_models import MemberRoleGrant
 from tests.conftest import Marketplace
 from tests.fakes import Behaviour
 from tests.graphql.conftest import NOW, FakeMemberSessions, GraphQL, MemberLogin, Tokens, codes, rows
-from tests.graphql.organizations import TENANT_A, TENANT_B, Organizations, kit, seed_organizations
-from tests.kit.helpers import auth_sync, settle_events, user
+from tests.graphql.organizations import (
+    ALPHA_A_DEPARTMENTS,
+    TENANT_A,
+    TENANT_B,
+    Organizations,
+    kit,
+    seed_organizations,
+)
+from tests.kit.helpers import all_org_sync, auth_sync, org, settle_events, tenant_sync, user
 
 pytestmark = pytest.mark.anyio
 
@@ -81,10 +88,14 @@ BEFORE = {
 }
 
 
-async def role_events(app: Starlette) -> list[dict[str, Any]]:
-    """The payloads of the outbox's member_roles.changed events, oldest first."""
+async def role_events(app: Starlette, cause: str | None = None) -> list[dict[str, Any]]:
+    """The payloads of the outbox's member_roles.changed events (of `cause`, or any), oldest first."""
     jobs = await rows(app, Job)
-    return [job.payload for job in jobs if job.payload.get("type") == "member_roles.changed"]
+    return [
+        job.payload
+        for job in jobs
+        if job.payload.get("type") == "member_roles.changed" and cause in (None, job.payload["data"]["cause"])
+    ]
 
 
 async def test_a_grant_to_members_and_departments(
@@ -240,7 +251,7 @@ async def test_the_adapter_is_told_whose_effective_roles_changed(
     app: Starlette, gql: GraphQL, boss: MemberLogin, orgs: Organizations, behaviours: dict[str, Behaviour]
 ) -> None:
     await grant(gql, boss, orgs, roles=["approver", "auditor"], departments=["2"], includeSubDepartments=True)
-    [payload] = await role_events(app)
+    [payload] = await role_events(app, "memberRolesGrant")
     assert payload == {
         "type": "member_roles.changed",
         "tenant_id": TENANT_A,
@@ -253,12 +264,16 @@ async def test_the_adapter_is_told_whose_effective_roles_changed(
             ],
         },
     }
-    [job] = [job for job in await rows(app, Job) if job.payload.get("type") == "member_roles.changed"]
+    [job] = [job for job in await rows(app, Job) if job.payload == payload]
     assert (job.kind, job.sequence_key) == (EVENT_JOB_KIND, sequence_key("alpha", TENANT_A, is_test=False))
 
     await revoke(gql, boss, orgs, roles=["auditor"], departments=["2"])
     await settle_events(app)
-    delivered = [event for event in behaviours["alpha"].events if event.type is DirectoryEventType.MEMBER_ROLES_CHANGED]
+    delivered = [
+        event
+        for event in behaviours["alpha"].events
+        if event.type is DirectoryEventType.MEMBER_ROLES_CHANGED and event.data["cause"] != "authSync"
+    ]
     assert [(event.tenant_id, dict(event.data)) for event in delivered] == [
         (TENANT_A, payload["data"]),
         (
@@ -333,7 +348,7 @@ async def test_five_thousand_members_at_once_in_bulk_with_events_of_a_thousand(
         )
     result = await grant(gql, boss, orgs, roles=["auditor"], members=names)
     assert (result["changedGrants"], result["affectedMembers"]) == (5000, 5000)
-    events = await role_events(app)
+    events = await role_events(app, "memberRolesGrant")
     assert [len(event["data"]["members"]) for event in events] == [1000] * 5
     assert events[0]["data"]["members"][0] == {"user_name": "bulk0000", "roles": ["viewer", "auditor"]}
 
@@ -407,3 +422,183 @@ def test_the_event_is_the_kit_syncs_own_path() -> None:
     assert DirectoryEventType(roles.MEMBER_ROLES_CHANGED) is DirectoryEventType.MEMBER_ROLES_CHANGED
     scope = TenantScope("alpha", TENANT_A, True)
     assert roles.directory_sequence_key(scope) == sequence_key("alpha", TENANT_A, is_test=True)
+
+
+# -- the Kit syncs change effective roles too ---------------------------------------------------
+
+
+async def tenant_events(app: Starlette, *, after: int = 0) -> list[tuple[int, str, dict[str, Any]]]:
+    """(job id, type, data) of alpha/A's directory events (the Kit's and the roles'), oldest first."""
+    return [
+        (job.id, job.payload["type"], job.payload["data"])
+        for job in await rows(app, Job)
+        if job.kind == EVENT_JOB_KIND
+        and job.id > after
+        and (job.product, job.payload["tenant_id"], job.payload["is_test"]) == ("alpha", TENANT_A, False)
+    ]
+
+
+async def last_job_id(app: Starlette) -> int:
+    return max((job.id for job in await rows(app, Job)), default=0)
+
+
+async def test_authsync_tells_whose_effective_roles_it_changed(app: Starlette, orgs: Organizations) -> None:
+    # The seeding authorized seven members of alpha/A (dan disabled), then revoked eve
+    events = [(kind, data) for _, kind, data in await tenant_events(app)]
+    assert [kind for kind, _ in events] == [
+        "tenant.bound",
+        "departments.changed",
+        "members.authorized",
+        "member_roles.changed",
+        "members.revoked",
+        "member_roles.changed",
+    ]
+    assert events[3][1] == {
+        "cause": "authSync",
+        "members": [
+            {"user_name": "ann", "roles": ["viewer"]},
+            {"user_name": "bob", "roles": ["viewer"]},
+            {"user_name": "boss", "roles": ["viewer", "editor"]},
+            {"user_name": "cat", "roles": ["viewer"]},
+            {"user_name": "eve", "roles": ["viewer"]},
+            {"user_name": "fay", "roles": ["viewer"]},
+        ],  # not dan: disabled, no roles before or after
+    }
+    assert events[5][1] == {"cause": "authSync", "members": [{"user_name": "eve", "roles": []}]}
+
+
+async def test_authsync_changes_of_members_with_grants_are_told_in_the_syncs_transaction(
+    app: Starlette,
+    gql: GraphQL,
+    marketplace: Marketplace,
+    boss: MemberLogin,
+    orgs: Organizations,
+    behaviours: dict[str, Behaviour],
+) -> None:
+    # Given grants: auditor on eve (revoked) and dan (disabled), waiting; approver on Support (4)
+    await grant(gql, boss, orgs, roles=["auditor"], members=["eve", "dan"])
+    await grant(gql, boss, orgs, roles=["approver"], departments=["4"])
+    before = await last_job_id(app)
+
+    # When one authSync authorizes eve again, enables dan, moves bob into Support, makes ann an
+    # admin, sends cat unchanged and fay with a new position only
+    sync = [
+        user("eve", org="2"),
+        user("dan", org="3"),
+        user("bob", org="4"),
+        user("ann", org="2", role="admin"),
+        user("cat", org="4"),
+        user("fay", org="9", position="Chief"),
+    ]
+    await kit(marketplace, "alpha", "authSync", auth_sync(TENANT_A, 1, sync))
+
+    # Then, stored right after the sync's own events (its transaction), one event lists exactly the
+    # members whose effective roles changed, with their roles now
+    events = await tenant_events(app, after=before)
+    assert [kind for _, kind, _ in events] == ["members.authorized", "members.changed", "member_roles.changed"]
+    assert events[2][2] == {
+        "cause": "authSync",
+        "members": [
+            {"user_name": "ann", "roles": ["viewer", "editor"]},
+            {"user_name": "bob", "roles": ["viewer", "approver"]},
+            {"user_name": "dan", "roles": ["viewer", "auditor"]},
+            {"user_name": "eve", "roles": ["viewer", "auditor"]},
+        ],
+    }
+    assert await effective(gql, boss) == {
+        "ann": ["viewer", "editor"],
+        "bob": ["viewer", "approver"],
+        "boss": ["viewer", "editor"],
+        "cat": ["viewer", "approver"],
+        "dan": ["viewer", "auditor"],
+        "eve": ["viewer", "auditor"],
+        "fay": ["viewer"],
+    }
+
+    # And disabling bob (flag 2), revoking cat (3), deleting ann (0) each say so; their roles are gone
+    for flag, users, gone in (
+        (2, [user("bob", org="4", enable="false")], "bob"),
+        (3, [user("cat")], "cat"),
+        (0, [user("ann")], "ann"),
+    ):
+        mark = await last_job_id(app)
+        await kit(marketplace, "alpha", "authSync", auth_sync(TENANT_A, flag, users))
+        [*_, (_, kind, data)] = await tenant_events(app, after=mark)
+        assert (kind, data) == (
+            "member_roles.changed",
+            {"cause": "authSync", "members": [{"user_name": gone, "roles": []}]},
+        )
+
+    # And a sync that changes no one's roles says nothing of roles: a repeat, a revoked member revoked again
+    mark = await last_job_id(app)
+    await kit(
+        marketplace,
+        "alpha",
+        "authSync",
+        auth_sync(TENANT_A, 1, [user("dan", org="3"), user("fay", org="9", position="Chief")]),
+    )
+    await kit(marketplace, "alpha", "authSync", auth_sync(TENANT_A, 3, [user("cat")]))
+    assert await tenant_events(app, after=mark) == []
+
+    # And the adapter hears every one, in the order they were stored
+    await settle_events(app)
+    told = [
+        (event.type.value, dict(event.data))
+        for event in behaviours["alpha"].events
+        if (event.tenant_id, event.is_test) == (TENANT_A, False)
+    ]
+    assert told == [(kind, data) for _, kind, data in await tenant_events(app)]
+
+
+async def test_unbinding_a_tenant_forgets_its_grants_and_a_new_binding_starts_without_them(
+    app: Starlette, gql: GraphQL, marketplace: Marketplace, boss: MemberLogin, tokens: Tokens, orgs: Organizations
+) -> None:
+    # Given grants on alpha/A's members and departments, and on another tenant of alpha and on beta/A
+    await grant(
+        gql, boss, orgs, roles=["approver"], members=["ann", "eve"], departments=["2"], includeSubDepartments=True
+    )
+    await grant(gql, boss, orgs, roles=["auditor"], departments=["4"])
+    other = {"tenant": tenant_id(orgs, "alpha", TENANT_B), "roles": ["auditor"], "members": ["bravo-user"]}
+    assert (await gql(GRANT, {"input": other}, token=tokens.alpha_write))["data"]["memberRolesGrant"][
+        "changedGrants"
+    ] == 1
+    beta = {"tenant": tenant_id(orgs, "beta", TENANT_A), "roles": ["auditor"], "members": ["ann"]}
+    assert (await gql(GRANT, {"input": beta}, token=tokens.beta_write))["data"]["memberRolesGrant"][
+        "changedGrants"
+    ] == 1
+
+    # When the marketplace unbinds alpha/A
+    await kit(marketplace, "alpha", "tenantSync", tenant_sync(TENANT_A, 0))
+
+    # Then none of its grants is left; the other tenants' stay
+    assert sorted((row.product, row.tenant_id, row.subject_code) for row in await rows(app, MemberRoleGrant)) == [
+        ("alpha", TENANT_B, "bravo-user"),
+        ("beta", TENANT_A, "ann"),
+    ]
+
+    # And when it is bound again with the same departments and members, no old grant applies
+    await kit(marketplace, "alpha", "tenantSync", tenant_sync(TENANT_A, 1, code="alpha-buyer", name="Alpha Buyer"))
+    await kit(marketplace, "alpha", "allOrgSync", all_org_sync(TENANT_A, [org(*item) for item in ALPHA_A_DEPARTMENTS]))
+    await kit(
+        marketplace,
+        "alpha",
+        "authSync",
+        auth_sync(
+            TENANT_A, 1, [user("ann", org="2"), user("bob", org="3"), user("cat", org="4"), user("eve", org="2")]
+        ),
+    )
+    body = await gql(
+        """query($t: String!) { tenant(product: "alpha", tenantId: $t) { members(first: 100) {
+        edges { node { userName effectiveRoles grants { role } inheritedGrants { role } } } }
+        departments { orgCode grants { role } } } }""",
+        {"t": TENANT_A},
+        token=tokens.alpha_read,
+    )
+    tenant = body["data"]["tenant"]
+    assert {edge["node"]["userName"]: edge["node"]["effectiveRoles"] for edge in tenant["members"]["edges"]} == {
+        name: ["viewer"] for name in ("ann", "bob", "cat", "eve")
+    }
+    assert all(
+        not edge["node"]["grants"] and not edge["node"]["inheritedGrants"] for edge in tenant["members"]["edges"]
+    )
+    assert all(not department["grants"] for department in tenant["departments"])

@@ -1,9 +1,11 @@
 """Safety and speed: no N+1, size limits with codes, masked errors, introspection and GraphiQL
 only when allowed, CORS from settings, and no secret in any answer."""
 
+import asyncio
 import hashlib
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -11,7 +13,7 @@ from starlette.applications import Starlette
 
 from gateway.settings import Settings
 from gateway.store import Store
-from tenants import directory, jobs, operations, roles
+from tenants import directory, jobs, operations, organization, roles
 from tenants.admin import Caller, CallerKind, TenantScope
 from tenants.admin_models import ApiToken, TokenScope
 from tenants.directory_models import MemberRole
@@ -130,7 +132,7 @@ async def _big_tenant(app: Starlette, *, members: int) -> None:
         )
 
 
-async def test_a_page_of_a_hundred_members_with_roles_takes_eight_statements(
+async def test_a_page_of_a_hundred_members_with_roles_takes_seven_statements(
     app: Starlette, gql: GraphQL, sessions: FakeMemberSessions
 ) -> None:
     await _big_tenant(app, members=150)
@@ -147,9 +149,77 @@ async def test_a_page_of_a_hundred_members_with_roles_takes_eight_statements(
     assert by_member["m0003"]["effectiveRoles"] == ["viewer", "approver", "auditor"]  # d3 is below d2
     assert by_member["m0001"]["effectiveRoles"] == ["viewer"]  # d1 is above d2
     assert by_member["m0007"]["effectiveRoles"] == ["viewer", "editor", "approver"]  # an admin in d7
-    # the member check, the tenant, the page, the total count, the members' authorizations, every
-    # grant that applies to them, their departments, the departments' grants: whatever the page size
-    assert counted == [8, 8], counter.statements
+    # the member check, the tenant, the page (with the members' marketplace roles), the total count,
+    # every grant that applies to them, their departments, the departments' grants: whatever the
+    # page size
+    assert counted == [7, 7], counter.statements
+
+
+async def test_the_total_count_is_counted_while_the_page_is_read_and_stopped_when_the_page_fails(
+    app: Starlette, gql: GraphQL, sessions: FakeMemberSessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _big_tenant(app, members=12)
+    admin = sessions.login("alpha", "big-tenant", "m0000")
+    # Asked for in a fragment, or inline: counted all the same
+    for document in (
+        """query { tenant(product: "alpha", tenantId: "big-tenant") { members(first: 2) { ...counted
+          edges { node { userName } } } } } fragment counted on MemberConnection { totalCount }""",
+        """query { tenant(product: "alpha", tenantId: "big-tenant") { members(first: 2) {
+          ... on MemberConnection { totalCount } edges { node { userName } } } } }""",
+    ):
+        body = await gql(document, headers=admin.cookie_headers())
+        assert "errors" not in body, body
+        assert body["data"]["tenant"]["members"] == {
+            "totalCount": 12,
+            "edges": [{"node": {"userName": "m0000"}}, {"node": {"userName": "m0001"}}],
+        }
+
+    # When the page fails while the count runs, the count is stopped, not left behind
+    counting, stopped = asyncio.Event(), asyncio.Event()
+
+    async def slow_count(*args: object, **kwargs: object) -> int:
+        counting.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
+        return 0
+
+    async def failing_page(*args: object, **kwargs: object) -> None:
+        await counting.wait()
+        raise RuntimeError("the page failed")
+
+    monkeypatch.setattr(organization, "count_members", slow_count)
+    monkeypatch.setattr(organization, "list_members", failing_page)
+    body = await gql(MEMBER_PAGE, {"tenantId": "big-tenant", "first": 5}, headers=admin.cookie_headers())
+    assert codes(body) == ["INTERNAL_SERVER_ERROR"]
+    await asyncio.wait_for(stopped.wait(), timeout=5)
+
+
+async def test_a_valid_document_is_parsed_and_validated_once(
+    gql: GraphQL, tokens: Tokens, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import graphql as graphql_core
+    import strawberry.schema.schema as strawberry_schema
+
+    validated: list[str] = []
+    validate = strawberry_schema.validate_document
+
+    def counting(schema: graphql_core.GraphQLSchema, document: graphql_core.DocumentNode, rules: Any) -> Any:
+        validated.append(graphql_core.print_ast(document))
+        return validate(schema, document, rules)
+
+    monkeypatch.setattr(strawberry_schema, "validate_document", counting)
+    for _ in range(3):
+        assert (await gql("{ viewer { kind } }", token=tokens.alpha_read))["data"] == {"viewer": {"kind": "OPERATOR"}}
+    assert len(validated) == 1
+    # A refused document is checked again every time (only valid ones are remembered)
+    for _ in range(2):
+        assert set(codes(await gql("{ __schema { queryType { name } } }", token=tokens.alpha_read))) == {
+            "INTROSPECTION_DISABLED"
+        }
+    assert len(validated) == 3
 
 
 async def test_depth_beyond_the_limit_is_refused_with_a_code(

@@ -2,9 +2,13 @@
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from unittest.mock import patch
 
 import pytest
 
+from gateway.clock import SystemClock
+from gateway.worker import JobRunner
 from tenants import jobs
 from tenants.database import Database
 from tenants.models import JobState
@@ -91,5 +95,73 @@ async def test_expired_leases_are_taken_over_and_sequences_wait(backend: Backend
                 session, job_id=second.id or 0, owner="me", now=later, error="boom", retry=True, max_attempts=1
             )
         assert state is JobState.DEAD
+    finally:
+        await database.dispose()
+
+
+async def test_done_jobs_past_their_retention_are_pruned_and_nothing_else(backend: Backend) -> None:
+    backend.reset()
+    long_ago = datetime.now(UTC) - timedelta(days=40)
+    recently = datetime.now(UTC) - timedelta(days=2)
+    database = Database(backend.database_url)
+    try:
+        async with database.transaction() as session:
+            created = {
+                name: await jobs.create_job(
+                    session, product="alpha", kind="noop", payload={}, now=when, lease_owner="me", lease_s=30
+                )
+                for name, when in [("old done", long_ago), ("new done", recently), ("old dead", long_ago)]
+            }
+            created["old pending"] = await jobs.create_job(
+                session, product="alpha", kind="noop", payload={}, now=long_ago
+            )
+        async with database.transaction() as session:
+            for name in ("old done", "new done"):
+                job_id = created[name].id
+                assert job_id is not None
+                when = long_ago if name.startswith("old") else recently
+                assert await jobs.complete_job(session, job_id=job_id, owner="me", now=when)
+            dead_id = created["old dead"].id
+            assert dead_id is not None
+            await jobs.fail_job(
+                session, job_id=dead_id, owner="me", now=long_ago, error="broken", retry=False, max_attempts=1
+            )
+
+        async with database.transaction() as session:
+            pruned = await jobs.prune_done_jobs(session, finished_before=datetime.now(UTC) - timedelta(days=30))
+
+        assert pruned == 1
+        async with database.reader() as session:
+            left = {job.id for job in await jobs.list_jobs(session, products=["alpha"])}
+        assert left == {created[name].id for name in ("new done", "old dead", "old pending")}
+    finally:
+        await database.dispose()
+
+
+async def test_the_worker_prunes_in_batches_until_none_is_left(backend: Backend) -> None:
+    backend.reset()
+    long_ago = datetime.now(UTC) - timedelta(days=3)
+    database = Database(backend.database_url)
+    try:
+        async with database.transaction() as session:
+            for _ in range(5):
+                job = await jobs.create_job(
+                    session, product="alpha", kind="noop", payload={}, now=long_ago, lease_owner="me", lease_s=30
+                )
+                assert job.id is not None
+                await jobs.complete_job(session, job_id=job.id, owner="me", now=long_ago)
+        runner = JobRunner(
+            database,
+            handlers={},
+            clock=SystemClock(),
+            lease_s=30,
+            poll_interval_s=1,
+            max_attempts=3,
+            retention=timedelta(days=1),
+        )
+        with patch.object(jobs, "prune_done_jobs", partial(jobs.prune_done_jobs, limit=2)):
+            assert await runner.prune() == 5
+        async with database.reader() as session:
+            assert list(await jobs.list_jobs(session, products=["alpha"])) == []
     finally:
         await database.dispose()
