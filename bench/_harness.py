@@ -1,13 +1,17 @@
 """Helpers shared by the benchmarks: ports, server subprocesses, the bare route, /proc readings."""
 
+import argparse
+import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -17,6 +21,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from gateway.simulator.load import percentile
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
@@ -191,3 +197,26 @@ def cpu_seconds(pid: int) -> float:
         return float("nan")
     fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def quantile(values: Iterable[float], fraction: float) -> float:
+    """The nearest-rank quantile of unsorted `values` (0.5: p50), as the load driver counts it."""
+    return percentile(sorted(values), fraction * 100)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def run_in_workdir(
+    run: Callable[[argparse.Namespace, Path], Coroutine[Any, Any, int]], args: argparse.Namespace, *, prefix: str
+) -> int:
+    """`run(args, workdir)` in a fresh temporary folder, removed afterwards unless `args.keep`."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        return asyncio.run(run(args, workdir))
+    finally:
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)

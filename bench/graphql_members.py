@@ -33,10 +33,8 @@ import asyncio
 import json
 import os
 import secrets
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -49,7 +47,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import httpx
 
-from bench._harness import ServerProcess, free_port, start_server, uvicorn_argv
+from bench._harness import ServerProcess, free_port, quantile, run_in_workdir, start_server, uvicorn_argv, verdict
 
 SLUG = "bench"
 SCHEMA = "marketgate_bench_graphql"
@@ -285,13 +283,6 @@ async def post(
     return elapsed_ms, body, len(response.content)
 
 
-def percentile(values: Sequence[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 async def walk_pages(client: httpx.AsyncClient, query: str, count: int, *, token: str) -> tuple[list[float], int]:
@@ -390,12 +381,12 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
 
     def line(label: str, values: list[float], bare_values: list[float] | None, target: float | None) -> None:
         measured = values[min(args.warmup, len(values) - 1) :] if len(values) > args.warmup * 2 else values[1:]
-        p50, p99 = percentile(measured, 0.5), percentile(measured, 0.99)
+        p50, p99 = quantile(measured, 0.5), quantile(measured, 0.99)
         text = f"  {label:<34} p50 {p50:8.1f} ms   p99 {p99:8.1f} ms   mean {statistics.fmean(measured):8.1f} ms"
         text += f"   (n={len(measured)})"
         if bare_values is not None:
             bare_measured = bare_values[args.warmup :]
-            bare_p50 = percentile(bare_measured, 0.5)
+            bare_p50 = quantile(bare_measured, 0.5)
             text += f"\n  {'':<34} bare route p50 {bare_p50:6.2f} ms: MarketGate / bare = {p50 / bare_p50:.1f}x"
         if target is not None:
             text += f"   [{verdict(p50 < target)}: p50 < {target:.0f} ms]"
@@ -422,15 +413,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="marketgate-bench-graphql-"))
-    try:
-        return asyncio.run(run(args, workdir))
-    finally:
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    return run_in_workdir(run, parse_args(argv), prefix="marketgate-bench-graphql-")
 
 
 if __name__ == "__main__":

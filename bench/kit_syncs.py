@@ -26,13 +26,10 @@ allOrgSync times and both RSS readings, each against its target. It asserts noth
 """
 
 import argparse
-import asyncio
 import os
 import secrets
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,7 +42,16 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import httpx
 
-from bench._harness import ServerProcess, free_port, rss_mib, start_server, uvicorn_argv
+from bench._harness import (
+    ServerProcess,
+    free_port,
+    quantile,
+    rss_mib,
+    run_in_workdir,
+    start_server,
+    uvicorn_argv,
+    verdict,
+)
 
 SLUG = "bench"
 SCHEMA = "marketgate_bench_kit"
@@ -278,13 +284,6 @@ async def post(client: httpx.AsyncClient, sync: str, body: bytes, key: str) -> f
     return elapsed_ms
 
 
-def percentile(values: Sequence[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> int:
@@ -380,8 +379,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
 
     measured = latencies[args.warmup :]
     bare_measured = bare_latencies[min(args.warmup, len(bare_latencies) - 1) :]
-    p50, p99 = percentile(measured, 0.5), percentile(measured, 0.99)
-    bare_p50, bare_p99 = percentile(bare_measured, 0.5), percentile(bare_measured, 0.99)
+    p50, p99 = quantile(measured, 0.5), quantile(measured, 0.99)
+    bare_p50, bare_p99 = quantile(bare_measured, 0.5), quantile(bare_measured, 0.99)
     growth = rss_late / rss_early
     print()
     print(
@@ -406,15 +405,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="marketgate-bench-kit-"))
-    try:
-        return asyncio.run(run(args, workdir))
-    finally:
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    return run_in_workdir(run, parse_args(argv), prefix="marketgate-bench-kit-")
 
 
 if __name__ == "__main__":

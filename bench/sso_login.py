@@ -31,10 +31,8 @@ import argparse
 import asyncio
 import json
 import secrets
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,7 +43,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import httpx
 
-from bench._harness import free_port, start_server, uvicorn_argv
+from bench._harness import free_port, quantile, run_in_workdir, start_server, uvicorn_argv
 
 SLUG = "bench"
 TENANT = "bench-tenant-000000000000000001"
@@ -82,10 +80,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--database-url must be a postgresql:// URL")
     return args
 
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def write_config(directory: Path) -> tuple[Path, str, Any]:
@@ -240,25 +234,17 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
         ("GET /healthz", floor),
     ):
         print(
-            f"  {label:<17} p50 {percentile(values, 0.5):7.2f} ms   p90 {percentile(values, 0.9):7.2f} ms"
-            f"   p99 {percentile(values, 0.99):7.2f} ms   mean {statistics.fmean(values):7.2f} ms"
+            f"  {label:<17} p50 {quantile(values, 0.5):7.2f} ms   p90 {quantile(values, 0.9):7.2f} ms"
+            f"   p99 {quantile(values, 0.99):7.2f} ms   mean {statistics.fmean(values):7.2f} ms"
         )
-    p50 = percentile(extras, 0.5)
+    p50 = quantile(extras, 0.5)
     verdict = "PASS" if p50 < TARGET_EXTRA_P50_MS else "FAIL"
     print(f"  extra p50 {p50:.2f} ms   [{verdict}: < {TARGET_EXTRA_P50_MS:.0f} ms on top of the identity server]")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="marketgate-bench-sso-"))
-    try:
-        return asyncio.run(run(args, workdir))
-    finally:
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    return run_in_workdir(run, parse_args(argv), prefix="marketgate-bench-sso-")
 
 
 if __name__ == "__main__":
