@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gateway.adapters.contract import (
     AppInfo,
@@ -130,42 +131,57 @@ class InstanceJobs:
         self, job: Job, product: Product, instance: Instance, *, order: Order | None, app_info: AppInfo
     ) -> Finished | None:
         """The instance becomes active, and its job done, in one transaction."""
-        now = self._clock.now()
+        changes = {
+            **(order_columns(order) if order is not None else {}),
+            "app_info": self.stored_app_info(app_info),
+            "failure_code": None,
+            "failure_reason": None,
+        }
         async with self._database.transaction() as session:
-            current = await instances.get_instance_for_update(
-                session, product=product.slug, instance_id=instance.instance_id
-            )
-            if current is None or current.status is not InstanceStatus.PROVISIONING:
+            if not await self._leave_provisioning(session, product, instance, InstanceStatus.ACTIVE, changes=changes):
                 return None
-            if order is not None:
-                apply_order(current, order)
-            current.app_info = self.stored_app_info(app_info)
-            current.failure_code = current.failure_reason = None
-            await instances.change_status(
-                session, instance=current, status=InstanceStatus.ACTIVE, activity="provisioned", now=now
-            )
-            successor_due = await jobs.finish_job(session, job=job, now=now)
+            successor_due = await jobs.finish_job(session, job=job, now=self._clock.now())
         log.info("instance_provisioned", product=product.slug, instance_id=instance.instance_id)
         return Finished(successor_due=successor_due)
 
     async def _fail_provisioning(self, product: Product, instance: Instance, *, code: str, reason: str) -> None:
-        now = self._clock.now()
+        reason = reason[:512]
         async with self._database.transaction() as session:
-            current = await instances.get_instance_for_update(
-                session, product=product.slug, instance_id=instance.instance_id
-            )
-            if current is None or current.status is not InstanceStatus.PROVISIONING:
-                return
-            current.failure_code, current.failure_reason = code, reason[:512]
-            await instances.change_status(
+            failed = await self._leave_provisioning(
                 session,
-                instance=current,
-                status=InstanceStatus.FAILED,
+                product,
+                instance,
+                InstanceStatus.FAILED,
+                changes={"failure_code": code, "failure_reason": reason},
                 activity="provisioning refused",
-                now=now,
-                detail={"resultCode": code, "reason": reason[:512]},
+                detail={"resultCode": code, "reason": reason},
             )
-        log.warning("instance_refused", product=product.slug, instance_id=instance.instance_id, code=code)
+        if failed:
+            log.warning("instance_refused", product=product.slug, instance_id=instance.instance_id, code=code)
+
+    async def _leave_provisioning(
+        self,
+        session: AsyncSession,
+        product: Product,
+        instance: Instance,
+        status: InstanceStatus,
+        *,
+        changes: dict[str, Any],
+        activity: str = "provisioned",
+        detail: dict[str, Any] | None = None,
+    ) -> bool:
+        """The instance, if still provisioning, becomes `status`; False if something else moved it."""
+        return await instances.change_status_if(
+            session,
+            product=product.slug,
+            instance_id=instance.instance_id,
+            expected=InstanceStatus.PROVISIONING,
+            status=status,
+            activity=activity,
+            now=self._clock.now(),
+            changes=changes,
+            detail=detail,
+        )
 
     def stored_app_info(self, app_info: AppInfo) -> dict[str, str]:
         """AppInfo as kept on the instance: the password only sealed."""
@@ -284,14 +300,22 @@ def order_from_info(info: OrderInfo, *, order_line_id: str) -> Order:
 
 
 def apply_order(instance: Instance, order: Order) -> None:
-    """Keep what the order query said on the instance (buyer contact details left out)."""
-    instance.sku_code = order.sku_code
-    instance.product_id = order.product_id
-    instance.linear_value = order.linear_value
-    instance.charging_mode = order.charging_mode
+    """Keep what the order query said on the instance."""
+    for name, value in order_columns(order).items():
+        setattr(instance, name, value)
+
+
+def order_columns(order: Order) -> dict[str, Any]:
+    """The instance's columns that keep what the order query said (buyer contact details left out)."""
+    columns: dict[str, Any] = {
+        "sku_code": order.sku_code,
+        "product_id": order.product_id,
+        "linear_value": order.linear_value,
+        "charging_mode": order.charging_mode,
+    }
     if order.expire_time is not None:
-        instance.expire_time = order.expire_time
-    instance.order_details = {
+        columns["expire_time"] = order.expire_time
+    columns["order_details"] = {
         "orderId": order.order_id,
         "orderLineId": order.order_line_id,
         "orderType": order.order_type,
@@ -301,3 +325,4 @@ def apply_order(instance: Instance, order: Order) -> None:
         "customerId": order.buyer.customer_id,
         "customerName": order.buyer.customer_name,
     }
+    return columns

@@ -4,12 +4,14 @@ Services take the session first and the product explicitly: an instance id is on
 meaningful within its product.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,13 +27,39 @@ _TRANSITIONS: dict[InstanceStatus, frozenset[InstanceStatus]] = {
 }
 
 
+# The statements every provisioning runs, built once: SQLAlchemy Core, no ORM unit of work.
+_INSTANCES = Instance.__table__  # type: ignore[attr-defined]
+_SELECT_INSTANCE = select(_INSTANCES).where(
+    _INSTANCES.c.product == bindparam("b_product"), _INSTANCES.c.instance_id == bindparam("b_instance")
+)
+_LIVE_APP_INFO = select(_INSTANCES.c.instance_id, _INSTANCES.c.app_info).where(
+    _INSTANCES.c.product == bindparam("b_product"),
+    _INSTANCES.c.instance_id.in_(bindparam("b_instances", expanding=True)),
+    _INSTANCES.c.status.in_([InstanceStatus.ACTIVE, InstanceStatus.FROZEN]),
+)
+_INSERT_INSTANCE = {
+    is_postgresql: insert(_INSTANCES).on_conflict_do_nothing().returning(_INSTANCES.c.id)
+    for is_postgresql, insert in ((False, sqlite_insert), (True, postgresql_insert))
+}
+_UPDATE_INSTANCE_IN_STATUS = update(_INSTANCES).where(
+    _INSTANCES.c.product == bindparam("b_product"),
+    _INSTANCES.c.instance_id == bindparam("b_instance"),
+    _INSTANCES.c.status == bindparam("b_expected"),
+)
+"""Sets the columns its parameters name besides the `b_` ones."""
+_INSERT_EVENT = InstanceEvent.__table__.insert()  # type: ignore[attr-defined]
+
+
 def can_transition(current: InstanceStatus, target: InstanceStatus) -> bool:
     return target in _TRANSITIONS[current]
 
 
 async def get_instance(session: AsyncSession, *, product: str, instance_id: str) -> Instance | None:
-    query = select(Instance).where(Instance.product == product, Instance.instance_id == instance_id)
-    return (await session.exec(query)).first()
+    """The instance as it is now, for reading: a copy the session does not track (to change an
+    instance, lock it with `get_instance_for_update` or use `change_status_if`)."""
+    connection = await session.connection()
+    row = (await connection.execute(_SELECT_INSTANCE, {"b_product": product, "b_instance": instance_id})).first()
+    return Instance(**row._mapping) if row is not None else None
 
 
 async def get_instance_for_update(session: AsyncSession, *, product: str, instance_id: str) -> Instance | None:
@@ -46,14 +74,9 @@ async def list_live_app_info(
     """(instance id, stored AppInfo) of the active or frozen instances among `instance_ids` that
     have one, in the order asked; others are left out. Two columns, no entities: queryInstance
     asks for up to 100 at a time."""
-    query = select(Instance.instance_id, Instance.app_info).where(
-        Instance.product == product,
-        col(Instance.instance_id).in_(instance_ids),
-        col(Instance.status).in_([InstanceStatus.ACTIVE, InstanceStatus.FROZEN]),
-    )
-    found: dict[str, dict[str, Any]] = {
-        instance_id: dict(app_info) for instance_id, app_info in (await session.exec(query)).all() if app_info
-    }
+    connection = await session.connection()
+    rows = await connection.execute(_LIVE_APP_INFO, {"b_product": product, "b_instances": list(instance_ids)})
+    found: dict[str, dict[str, Any]] = {instance_id: dict(app_info) for instance_id, app_info in rows if app_info}
     return [(instance_id, found[instance_id]) for instance_id in dict.fromkeys(instance_ids) if instance_id in found]
 
 
@@ -70,24 +93,24 @@ async def create_instance_if_absent(
     """The instance of an order line, created in `provisioning` unless it exists already.
 
     Returns (instance, created). Concurrent callers for one order line all get the same row:
-    the insert does nothing on a conflict, and the row is then read back.
+    the insert does nothing on a conflict, and the row is then read back, locked. A created
+    instance is a copy the session does not track: change it with `change_status_if`.
     """
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    values = {
+    connection = await session.connection()
+    insert = _INSERT_INSTANCE[connection.dialect.name == "postgresql"]
+    values: dict[str, Any] = {
         "product": product,
         "instance_id": instance_id,
         "order_id": order_id,
         "order_line_id": order_line_id,
-        "status": InstanceStatus.PROVISIONING.value,
+        "status": InstanceStatus.PROVISIONING,
         "is_test": is_test,
         "created_at": now,
         "updated_at": now,
     }
-    inserted = await session.exec(insert(Instance).values(**values).on_conflict_do_nothing().returning(Instance))
-    instance = inserted.scalars().first()
-    if instance is not None:
-        return instance, True
+    row_id = (await connection.execute(insert, values)).scalar()
+    if row_id is not None:
+        return Instance(id=row_id, **values), True
     query = select(Instance).where(
         Instance.product == product, Instance.order_id == order_id, Instance.order_line_id == order_line_id
     )
@@ -108,7 +131,7 @@ async def change_status(
     request_id: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Move `instance` to `status` and write the change to its history."""
+    """Move `instance` (locked in this session) to `status` and write the change to its history."""
     if not can_transition(instance.status, status):
         raise InvalidTransitionError(f"{instance.status} cannot become {status}")
     await record_event(
@@ -125,6 +148,51 @@ async def change_status(
     session.add(instance)
 
 
+async def change_status_if(
+    session: AsyncSession,
+    *,
+    product: str,
+    instance_id: str,
+    expected: InstanceStatus,
+    status: InstanceStatus,
+    activity: str,
+    now: datetime,
+    changes: Mapping[str, Any] | None = None,
+    detail: dict[str, Any] | None = None,
+) -> bool:
+    """Move the instance from `expected` to `status`, setting `changes` (column values) with it,
+    and write the change to its history; False, changing nothing, if it is not `expected` now.
+
+    One conditional UPDATE, which also holds the row's lock to the end of the transaction on
+    PostgreSQL: no read before it, no ORM unit of work.
+    """
+    if not can_transition(expected, status):
+        raise InvalidTransitionError(f"{expected} cannot become {status}")
+    connection = await session.connection()
+    parameters = {
+        **(changes or {}),
+        "status": status,
+        "updated_at": now,
+        "b_product": product,
+        "b_instance": instance_id,
+        "b_expected": expected,
+    }
+    if not (await connection.execute(_UPDATE_INSTANCE_IN_STATUS, parameters)).rowcount:
+        return False
+    await _insert_event(
+        connection,
+        product=product,
+        instance_id=instance_id,
+        activity=activity,
+        from_status=expected,
+        to_status=status,
+        now=now,
+        request_id=None,
+        detail=detail,
+    )
+    return True
+
+
 async def record_event(
     session: AsyncSession,
     *,
@@ -136,15 +204,39 @@ async def record_event(
     to_status: InstanceStatus | None = None,
 ) -> None:
     """Write one line of an instance's history (a plain INSERT: nothing reads it back)."""
-    connection = await session.connection()
+    await _insert_event(
+        await session.connection(),
+        product=instance.product,
+        instance_id=instance.instance_id,
+        activity=activity,
+        from_status=instance.status,
+        to_status=to_status or instance.status,
+        now=now,
+        request_id=request_id,
+        detail=detail,
+    )
+
+
+async def _insert_event(
+    connection: AsyncConnection,
+    *,
+    product: str,
+    instance_id: str,
+    activity: str,
+    from_status: InstanceStatus,
+    to_status: InstanceStatus,
+    now: datetime,
+    request_id: str | None,
+    detail: dict[str, Any] | None,
+) -> None:
     await connection.execute(
-        InstanceEvent.__table__.insert(),  # type: ignore[attr-defined]
+        _INSERT_EVENT,
         {
-            "product": instance.product,
-            "instance_id": instance.instance_id,
+            "product": product,
+            "instance_id": instance_id,
             "activity": activity,
-            "from_status": instance.status,
-            "to_status": to_status or instance.status,
+            "from_status": from_status,
+            "to_status": to_status,
             "order_id": (detail or {}).get("orderId"),
             "detail": detail,
             "request_id": request_id,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, or_, update
+from sqlalchemy import bindparam, delete, exists, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -19,6 +19,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from tenants.models import Job, JobState
 
 MAX_BACKOFF_S = 600.0
+
+# The statements every provisioning runs, built once: SQLAlchemy Core, no ORM unit of work.
+_JOBS = Job.__table__  # type: ignore[attr-defined]
+_INSERT_JOB = _JOBS.insert().returning(_JOBS.c.id)
+_SEQUENCE_PENDING = (
+    select(_JOBS.c.id).where(_JOBS.c.sequence_key == bindparam("sequence"), _JOBS.c.state == JobState.PENDING).limit(1)
+)
+_COMPLETE_JOB = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("job"), _JOBS.c.lease_owner == bindparam("owner"), _JOBS.c.state == JobState.PENDING)
+    .values(state=JobState.DONE, lease_owner=None, lease_until=None, updated_at=bindparam("now"), last_error=None)
+)
 
 
 def backoff_s(attempts: int, *, base_s: float = 1.0) -> float:
@@ -41,32 +53,36 @@ async def create_job(
     new_sequence: bool = False,
 ) -> Job:
     """Add a job; with `lease_owner` it is born claimed, for the caller to run at once.
+    Returns the job as written: a copy the session does not track.
 
     A job that must wait for an earlier one of its sequence is never born claimed;
     `new_sequence` says the caller knows there is none (its sequence was just created).
     """
     if lease_owner and sequence_key and not new_sequence and await _sequence_busy(session, sequence_key):
         lease_owner = None
-    job = Job(
-        product=product,
-        kind=kind,
-        payload=payload,
-        dedupe_key=dedupe_key,
-        sequence_key=sequence_key,
-        run_at=now,
-        lease_owner=lease_owner,
-        lease_until=now + timedelta(seconds=lease_s) if lease_owner else None,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(job)
-    await session.flush()
-    return job
+    values: dict[str, Any] = {
+        "product": product,
+        "kind": kind,
+        "payload": payload,
+        "dedupe_key": dedupe_key,
+        "sequence_key": sequence_key,
+        "state": JobState.PENDING,
+        "attempts": 0,
+        "run_at": now,
+        "lease_owner": lease_owner,
+        "lease_until": now + timedelta(seconds=lease_s) if lease_owner else None,
+        "last_error": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    connection = await session.connection()
+    job_id = (await connection.execute(_INSERT_JOB, values)).scalar_one()
+    return Job(id=job_id, **values)
 
 
 async def _sequence_busy(session: AsyncSession, sequence_key: str) -> bool:
-    pending = select(Job.id).where(Job.sequence_key == sequence_key, Job.state == JobState.PENDING).limit(1)
-    return (await session.exec(pending)).first() is not None
+    connection = await session.connection()
+    return (await connection.execute(_SEQUENCE_PENDING, {"sequence": sequence_key})).first() is not None
 
 
 async def claim_due_jobs(
@@ -111,12 +127,8 @@ async def extend_lease(session: AsyncSession, *, job_id: int, owner: str, until:
 
 async def complete_job(session: AsyncSession, *, job_id: int, owner: str, now: datetime) -> bool:
     """Mark a job done if `owner` still holds its lease."""
-    result = await session.exec(
-        update(Job)
-        .where(col(Job.id) == job_id, col(Job.lease_owner) == owner, col(Job.state) == JobState.PENDING)
-        .values(state=JobState.DONE, lease_owner=None, lease_until=None, updated_at=now, last_error=None)
-        .execution_options(synchronize_session=False)  # no Job of this session is read afterwards
-    )
+    connection = await session.connection()
+    result = await connection.execute(_COMPLETE_JOB, {"job": job_id, "owner": owner, "now": now})
     return bool(result.rowcount)
 
 

@@ -1,17 +1,22 @@
-"""SQLite connections whose statements run on the event loop's own thread; commits do not.
+"""SQLite connections whose calls run on the event loop's own thread.
 
 aiosqlite hands every call (cursor, execute, fetch, commit, close) to a worker thread and the
 result back through the event loop: a thread switch and a loop round trip per call, each
 waiting behind whatever else the loop has to do. A statement on a local SQLite file takes
 microseconds, far less than the hand-off, so MarketGate runs them in place: the connection is
 aiosqlite's own class, which SQLAlchemy's aiosqlite dialect drives unchanged, with the queue
-to its worker thread replaced by one that runs each call at once. The one call that waits on
-the disk, `commit` (it syncs the write-ahead log, and now and then checkpoints it), runs in a
-thread of the loop's executor, so the loop serves other requests meanwhile.
+to its worker thread replaced by one that runs each call at once.
 
-The price is that a statement waiting on SQLite's file lock (another *process* writing, up to
-`busy_timeout`) holds the event loop meanwhile. The embedded database serves one MarketGate
-process; its writers queue on `Database`'s lock and so never wait on the file lock.
+Commits too. A commit syncs the write-ahead log (`synchronous=FULL`: answered means on disk),
+which takes a fraction of a millisecond on an idle disk and a few under heavy I/O. Handing it
+to a thread did not pay: the worker thread waits for the GIL while the loop runs Python (up to
+the switch interval, twice per commit), and it does so holding SQLite's one write lock, so
+every writer queued behind it. Measured with `bench.basic_calls`, the worker spent about a
+sixth less CPU per newInstance with commits in place.
+
+The price is that the loop waits meanwhile: on the disk during a commit, and on SQLite's file
+lock when another *process* writes (up to `busy_timeout`). The embedded database serves one
+MarketGate process; its writers queue on `Database`'s lock and so never wait on the file lock.
 """
 
 import asyncio
@@ -45,9 +50,6 @@ class InlineConnection(aiosqlite.Connection):
     def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
         super().__init__(connector, iter_chunk_size=64)
         self._tx = _RunAtOnce()  # type: ignore[assignment]
-
-    async def commit(self) -> None:
-        await asyncio.to_thread(self._conn.commit)
 
     def __await__(self) -> Generator[Any, None, "InlineConnection"]:
         # aiosqlite starts its worker thread here; this connection has none.

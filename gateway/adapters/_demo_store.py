@@ -8,7 +8,7 @@ import asyncio
 import enum
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,6 +56,8 @@ demo_members = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 """The members the marketplace authorized for the product, kept from the Kit's directory events."""
+
+_INSERT_WORKSPACE = demo_workspaces.insert()
 
 
 class WorkspaceStatus(enum.StrEnum):
@@ -156,10 +158,10 @@ class WorkspaceStore:
 
     async def insert(self, workspace: Workspace) -> bool:
         """Add the workspace; False if a row for the same instance already exists."""
-        values = _stored(asdict(workspace))
+        values = _stored({column.name: getattr(workspace, column.name) for column in demo_workspaces.columns})
         try:
             async with self._connection() as connection:
-                await connection.execute(demo_workspaces.insert().values(**values))
+                await connection.execute(_INSERT_WORKSPACE, values)
         except IntegrityError:
             return False
         return True

@@ -168,14 +168,16 @@ class DemoAdapter:
         password = new_password()
         # Only a quota needs provisionings in line (count, then insert); without one they run side by side.
         async with self._provision_lock if limit is not None else contextlib.nullcontext():
-            existing = await self._store.get(product=instance.product, instance_id=instance.instance_id)
-            if existing is None:
-                if limit is not None and await self._store.count_live(product=instance.product) >= limit:
+            existing = None
+            if limit is not None:
+                existing = await self._store.get(product=instance.product, instance_id=instance.instance_id)
+                if existing is None and await self._store.count_live(product=instance.product) >= limit:
                     raise Refused(Refusal.NO_RESOURCE, f"all {limit} demo workspaces are taken")
+            if existing is None:
                 workspace = self._new_workspace(request, password_hash=hash_password(password))
                 if await self._store.insert(workspace):
                     return self._app_info(workspace, password=password)
-                # Another process created it first: answer as a repeat.
+                # A repeat, or another process created it first.
                 existing = await self._store.get(product=instance.product, instance_id=instance.instance_id)
         if existing is None or not existing.is_live:
             raise Refused(Refusal.SERVICE_ERROR, "this instance was released and cannot be provisioned again")

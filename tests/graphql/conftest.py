@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from sqlalchemy import event
+from sqlalchemy import event, update
+from sqlmodel import col
 from starlette.applications import Starlette
 
 from gateway.adapters.contract import AdapterContext, AppInfo, InstanceRef
@@ -22,7 +23,7 @@ from gateway.store import Store
 from graphql_api.principals import CSRF_HEADER, SESSION_COOKIE, MemberPrincipal
 from tenants import admin, instances, jobs
 from tenants.admin_models import TokenScope
-from tenants.models import CallLogEntry, Instance, InstanceStatus, JobState
+from tenants.models import CallLogEntry, Instance, InstanceStatus, Job, JobState
 from tests.fakes import Behaviour, RecordingAdapter, recording_factory
 
 Described = dict[tuple[str, str], AppInfo | Exception]
@@ -245,6 +246,8 @@ async def seed_instance(
             is_test=is_test,
             now=created_at,
         )
+        instance = await instances.get_instance_for_update(session, product=product, instance_id=instance_id)
+        assert instance is not None
         path = {
             InstanceStatus.PROVISIONING: [],
             InstanceStatus.ACTIVE: [InstanceStatus.ACTIVE],
@@ -280,11 +283,11 @@ async def seed_job(
 ) -> int:
     async with app.state.database.transaction() as session:
         job = await jobs.create_job(session, product=product, kind=kind, payload={"instance_id": instance_id}, now=NOW)
-        job.state, job.attempts = state, attempts
-        job.last_error = "backend exploded" if attempts else None
-        session.add(job)
-        await session.flush()
         assert job.id is not None
+        error = "backend exploded" if attempts else None
+        await session.exec(
+            update(Job).where(col(Job.id) == job.id).values(state=state, attempts=attempts, last_error=error)
+        )
         return job.id
 
 

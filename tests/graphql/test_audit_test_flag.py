@@ -5,13 +5,15 @@ on it; a test tenant's admin and the real tenant's admin each see only their own
 from typing import Any
 
 import pytest
+from sqlalchemy import update
+from sqlmodel import col
 from starlette.applications import Starlette
 from strawberry.relay import GlobalID
 
 from tenants import jobs
 from tenants.admin_models import AuditEntry
 from tenants.directory_models import DirectoryTenant
-from tenants.models import JobState
+from tenants.models import Job, JobState
 from tests.conftest import Marketplace
 from tests.graphql.conftest import NOW, FakeMemberSessions, GraphQL, Tokens, rows, seed_instance, seed_job
 from tests.graphql.organizations import TENANT_A, kit, seed_organizations
@@ -50,10 +52,8 @@ async def directory_job(app: Starlette, *, is_test: bool) -> int:
             payload={"type": "tenant.changed", "tenant_id": TENANT_A, "is_test": is_test, "data": {}},
             now=NOW,
         )
-        job.state, job.attempts = JobState.DEAD, 3
-        session.add(job)
-        await session.flush()
         assert job.id is not None
+        await session.exec(update(Job).where(col(Job.id) == job.id).values(state=JobState.DEAD, attempts=3))
         return job.id
 
 
