@@ -34,7 +34,7 @@ from gateway.koogallery.results import ResultCode
 from gateway.koogallery.times import parse_marketplace_time
 from gateway.products import Product
 from gateway.provisioning import InstanceJobs
-from gateway.worker import JobRunner
+from gateway.worker import Finished, JobRunner
 from tenants import instances, jobs
 from tenants.database import Database
 from tenants.errors import InvalidTransitionError
@@ -100,9 +100,10 @@ class BasicCalls:
     def _remaining(self, deadline: float) -> float:
         return max(0.0, deadline - self._clock.monotonic())
 
-    async def _wait(self, job_id: int | None, deadline: float) -> None:
-        if job_id is not None:
-            await self._runner.wait_for(job_id, timeout_s=self._remaining(deadline))
+    async def _wait(self, job_id: int | None, deadline: float) -> Finished | None:
+        if job_id is None:
+            return None
+        return await self._runner.wait_for(job_id, timeout_s=self._remaining(deadline))
 
     def _start(self, job: Job | None) -> int | None:
         """Run a job this call created or found; returns its id to wait on."""
@@ -149,8 +150,10 @@ class BasicCalls:
                 )
             if created or instance.status is InstanceStatus.PROVISIONING:
                 job = await self._provision_job(session, product, instance, now=now, created=created)
-        await self._wait(self._start(job), deadline)
-        return await self._provisioning_answer(product, instance.instance_id)
+        if job is not None and created:
+            self._instance_jobs.hand_over(job, instance)
+        finished = await self._wait(self._start(job), deadline)
+        return await self._provisioning_answer(product, instance.instance_id, provisioned=finished is not None)
 
     async def _provision_job(
         self, session: AsyncSession, product: Product, instance: Instance, *, now: datetime, created: bool
@@ -175,11 +178,15 @@ class BasicCalls:
             new_sequence=created,
         )
 
-    async def _provisioning_answer(self, product: Product, instance_id: str) -> Answer:
+    async def _provisioning_answer(self, product: Product, instance_id: str, *, provisioned: bool) -> Answer:
+        """The answer to newInstance; `provisioned` says its job just ran here to its end and
+        activated the instance (the job's handler only then gives `Finished`)."""
+        fields = {"instanceId": instance_id}
+        if provisioned:
+            return Answer(ResultCode.SUCCESS, fields, instance_id=instance_id)
         async with self._database.reader() as session:
             instance = await instances.get_instance(session, product=product.slug, instance_id=instance_id)
         assert instance is not None
-        fields = {"instanceId": instance.instance_id}
         if instance.status is InstanceStatus.PROVISIONING:
             return Answer(ResultCode.PROCESSING, fields, instance_id=instance_id, reason="provisioning continues")
         if instance.status is InstanceStatus.FAILED:

@@ -58,6 +58,7 @@ class InstanceJobs:
         self._secret_box = secret_box
         self._clock = clock
         self._public_url = public_url
+        self._handed_over: dict[int, Instance] = {}
 
     @property
     def handlers(self) -> dict[str, JobHandler]:
@@ -69,10 +70,24 @@ class InstanceJobs:
             "upgrade": self.upgrade,
         }
 
+    def hand_over(self, job: Job, instance: Instance) -> None:
+        """`instance` as the transaction that created `job` (its provisioning) left it, for the
+        job's run that the same request starts at once: that run need not read it again.
+
+        Taken by the run's first `_load`. A change that came in between (a release, say) is
+        caught where it matters: provisioning ends with a conditional update, and the next job
+        of the instance's sequence runs only after this one.
+        """
+        assert job.id is not None
+        self._handed_over[job.id] = instance
+
     async def _load(self, job: Job) -> tuple[Product, Instance] | None:
         product = self._products.get(job.product)
         if product is None:
+            self._handed_over.pop(job.id or 0, None)
             raise PermanentJobError(f"product {job.product!r} is no longer configured")
+        if (handed_over := self._handed_over.pop(job.id or 0, None)) is not None:
+            return product, handed_over
         async with self._database.reader() as session:
             instance = await instances.get_instance(
                 session, product=job.product, instance_id=job.payload["instance_id"]

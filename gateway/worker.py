@@ -71,7 +71,7 @@ class JobRunner:
         self._max_attempts = max_attempts
         self._concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
-        self._running: dict[int, asyncio.Task[None]] = {}
+        self._running: dict[int, asyncio.Task[Finished | None]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         self._poller: asyncio.Task[None] | None = None
@@ -102,38 +102,42 @@ class JobRunner:
         """Look for due jobs now rather than at the next poll."""
         self._wake.set()
 
-    def run_now(self, job: Job) -> asyncio.Task[None]:
+    def run_now(self, job: Job) -> asyncio.Task[Finished | None]:
         """Run a job this process leased when it created it; returns the running task."""
         assert job.id is not None and job.lease_owner == self.owner
         return self._launch(job)
 
-    def running(self, job_id: int) -> asyncio.Task[None] | None:
+    def running(self, job_id: int) -> asyncio.Task[Finished | None] | None:
         """The task running `job_id` in this process, if any."""
         return self._running.get(job_id)
 
-    async def wait_for(self, job_id: int, *, timeout_s: float) -> None:
+    async def wait_for(self, job_id: int, *, timeout_s: float) -> Finished | None:
         """Wait until `job_id` has been run once (done, failed or waiting to retry), or `timeout_s`.
 
-        A job may be started by this process's poller after the caller asked, so until it is
-        running here its state is read from the database every few milliseconds.
+        Returns what its handler returned when it ran here to its end, within the time, having
+        marked the job done itself (`Finished`); None otherwise. A job may be started by this
+        process's poller after the caller asked, so until it is running here its state is read
+        from the database every few milliseconds.
         """
         deadline = asyncio.get_running_loop().time() + timeout_s
         while (remaining := deadline - asyncio.get_running_loop().time()) > 0:
             task = self._running.get(job_id)
             if task is not None:
                 await asyncio.wait([task], timeout=remaining)
-                return
+                ended = task.done() and not task.cancelled() and task.exception() is None
+                return task.result() if ended else None
             async with self._database.reader() as session:
                 job = await session.get(Job, job_id)
                 if job is None or job.state is not JobState.PENDING or job.attempts > 0:
-                    return
+                    return None
             await asyncio.sleep(min(remaining, _WAIT_POLL_S))
+        return None
 
     @property
     def lease_s(self) -> float:
         return self._lease_s
 
-    def _launch(self, job: Job) -> asyncio.Task[None]:
+    def _launch(self, job: Job) -> asyncio.Task[Finished | None]:
         assert job.id is not None
         if (running := self._running.get(job.id)) is not None:
             return running  # claimed again while it waited for a slot: it is already running here
@@ -191,7 +195,7 @@ class JobRunner:
             if batch == 0 or self._stopping:
                 return pruned
 
-    async def _run(self, job: Job) -> None:
+    async def _run(self, job: Job) -> Finished | None:
         assert job.id is not None
         current = asyncio.current_task()
         assert current is not None
@@ -201,13 +205,14 @@ class JobRunner:
         heartbeat = asyncio.create_task(self._keep_lease(job.id, done, current))
         try:
             async with self._slots:
-                await self._run_handler(job)
+                return await self._run_handler(job)
         finally:
             # Stopped, not cancelled: a lease update in flight finishes its transaction.
             done.set()
             await heartbeat
 
-    async def _run_handler(self, job: Job) -> None:
+    async def _run_handler(self, job: Job) -> Finished | None:
+        """Runs the job's handler; returns its `Finished` if it gave one (and so ended the job)."""
         assert job.id is not None
         try:
             finished = await self._handlers[job.kind](job)
@@ -215,19 +220,22 @@ class JobRunner:
             raise
         except (RetryLater, DatabaseUnavailableError) as exc:
             await self._record_failure(job, f"{type(exc).__name__}: {exc}", retry=True)
+            return None
         except PermanentJobError as exc:
             await self._record_failure(job, str(exc), retry=False)
+            return None
         except Exception as exc:  # an adapter bug must not kill the worker; retried, then dead
             log.exception("job_failed", job_id=job.id, kind=job.kind, product=job.product)
             await self._record_failure(job, f"{type(exc).__name__}: {exc}", retry=True)
+            return None
+        if finished is None:
+            async with self._database.transaction() as session:
+                successor_due = await jobs.finish_job(session, job=job, now=self._clock.now())
         else:
-            if finished is None:
-                async with self._database.transaction() as session:
-                    successor_due = await jobs.finish_job(session, job=job, now=self._clock.now())
-            else:
-                successor_due = finished.successor_due
-            if successor_due:
-                self._wake.set()  # the next job of the sequence is due now
+            successor_due = finished.successor_due
+        if successor_due:
+            self._wake.set()  # the next job of the sequence is due now
+        return finished
 
     async def _record_failure(self, job: Job, error: str, *, retry: bool) -> None:
         assert job.id is not None
@@ -246,7 +254,7 @@ class JobRunner:
         if state is JobState.DEAD and (gave_up := self._on_dead.get(job.kind)) is not None:
             await gave_up(job)
 
-    async def _keep_lease(self, job_id: int, done: asyncio.Event, run: asyncio.Task[None]) -> None:
+    async def _keep_lease(self, job_id: int, done: asyncio.Event, run: asyncio.Task[Finished | None]) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), timeout=self._lease_s / 3)
