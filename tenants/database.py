@@ -83,6 +83,12 @@ class Database:
         if self.is_sqlite:
             _prepare_sqlite(self.engine)
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        # Readers run each statement on its own (autocommit): no BEGIN before the first and no
+        # ROLLBACK after the last, two round trips less per read on PostgreSQL. Under READ
+        # COMMITTED every statement sees its own snapshot either way.
+        self._readers = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), class_=AsyncSession, expire_on_commit=False
+        )
         self._sqlite_writer = asyncio.Lock()
 
     @asynccontextmanager
@@ -94,8 +100,8 @@ class Database:
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:
-        """A session for reading only."""
-        async with self._translated_errors(), self._sessions() as session:
+        """A session for reading only (each statement on its own: nothing it writes is kept back)."""
+        async with self._translated_errors(), self._readers() as session:
             yield session
 
     @asynccontextmanager
