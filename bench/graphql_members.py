@@ -8,8 +8,9 @@ In one run it
   D00001 alone has 5,000 members), every member authorized (2% as admin), some grants on
   departments and members, then VACUUM (ANALYZE) of its tables, as autovacuum (on by default;
   since PostgreSQL 13 it also vacuums tables that only grew) would have by the time anyone reads
-  such a tenant: statistics for the planner, and the visibility map that lets a count read the
-  members' partial index alone;
+  such a tenant: statistics for the planner, and the visibility map that lets a filtered count
+  read the members' partial index alone (the unfiltered `totalCount` reads the tenant's member
+  count, one row);
 - starts, each in its own subprocess on a free loopback port (uvicorn): ONE MarketGate worker
   (a product with roles, an adapter that does nothing) and a bare Starlette route
   `POST /graphql` that parses the JSON body and answers a canned body of the same size as

@@ -150,13 +150,24 @@ class MemberNode(relay.Node):
     )
 
     @classmethod
-    def from_row(cls, row: MemberRow, roles: MemberRoles | None) -> "MemberNode":
-        """The node of `row`, with `roles` if the query asks for them (else None)."""
+    def from_row(cls, row: MemberRow, roles: MemberRoles | None, asked: frozenset[str] = frozenset()) -> "MemberNode":
+        """The node of `row`, with the role fields the query asks for (`asked`, of `ROLE_FIELDS`) from
+        `roles` (None when it asks for none); the others are left None."""
         member = row.member
+        grants: list[RoleGrantType] | None = None
+        inherited: list[RoleGrantType] | None = None
+        effective: list[str] | None = None
+        if roles is not None:
+            if "grants" in asked:
+                grants = [RoleGrantType.of(grant) for grant in roles.direct]
+            if "inheritedGrants" in asked:
+                inherited = [RoleGrantType.of(grant) for grant in roles.inherited]
+            if "effectiveRoles" in asked:
+                effective = list(roles.effective)
         return cls(
-            grants=[RoleGrantType.of(grant) for grant in roles.direct] if roles is not None else None,
-            inherited_grants=[RoleGrantType.of(grant) for grant in roles.inherited] if roles is not None else None,
-            effective_roles=list(roles.effective) if roles is not None else None,
+            grants=grants,
+            inherited_grants=inherited,
+            effective_roles=effective,
             id=_row_id(member.id),
             product=member.product,
             tenant_id=member.tenant_id,
@@ -215,24 +226,27 @@ ROLE_FIELDS = frozenset({"grants", "inheritedGrants", "effectiveRoles"})
 EMPTY_ROLES = MemberRoles(direct=[], inherited=[], effective=[])
 
 
-def _selects(info: Info, names: frozenset[str]) -> bool:
-    """Whether any field named in `names` is selected anywhere below the current field."""
+def _selected(info: Info, names: frozenset[str]) -> frozenset[str]:
+    """The fields named in `names` selected anywhere below the current field."""
+    found: set[str] = set()
     pending: list[Any] = list(info.selected_fields)
     while pending:
         selection = pending.pop()
-        if getattr(selection, "name", None) in names:
-            return True
+        name = getattr(selection, "name", None)
+        if name in names:
+            found.add(name)
         pending.extend(getattr(selection, "selections", ()))
-    return False
+    return frozenset(found)
 
 
 async def member_node(info: Info, row: MemberRow) -> MemberNode:
     """The node of one member the caller read, with their roles when the query asks for them
     (through the request's loader: several members in one query cost one lookup)."""
     roles: MemberRoles | None = None
-    if _selects(info, ROLE_FIELDS):
+    asked = _selected(info, ROLE_FIELDS)
+    if asked:
         roles = await info.context.loaders.member_roles.load(_row_id(row.member.id)) or EMPTY_ROLES
-    return MemberNode.from_row(row, roles)
+    return MemberNode.from_row(row, roles, asked)
 
 
 def _catalog(info: Info, product: str) -> RoleCatalog:
@@ -277,17 +291,29 @@ def _started(count: Counter) -> tuple[Counter, Callable[[], object]]:
     return counted, task.cancel
 
 
+def _known(total: int) -> Counter:
+    async def counted() -> int:
+        return total
+
+    return counted
+
+
 async def list_members(
     info: Info, scope: TenantScope, *, first: int, after: str | None, filter: MemberFilter | None
 ) -> MemberConnection:
     """A connection of a tenant's members, as the caller may read them; their roles (when asked for)
-    come with the page, and the total count (when asked for) is counted meanwhile."""
+    come with the page. The total count (when asked for): of the whole tenant, a row read with the
+    page (`organization.count_members`); of a narrower filter, counted meanwhile."""
     first, after_key = key_after(MEMBER_CURSOR, first, after)
     wanted, catalog = (filter or MemberFilter()).to_service(), _catalog(info, scope.product)
     caller = info.context.caller
     counter, stop = _counter(info, scope, wanted, catalog), None
+    count_with_page = False
     if _selects_here(info, "totalCount"):
-        counter, stop = _started(counter)
+        if wanted.is_everyone:
+            count_with_page = True
+        else:
+            counter, stop = _started(counter)
     try:
         async with info.context.host.database.reader() as session:
             page = await organization.list_members(
@@ -299,10 +325,16 @@ async def list_members(
                 page=MemberPageRequest(first=first, after=after_key),
             )
             found: dict[str, MemberRoles] | None = None
-            if _selects(info, ROLE_FIELDS):
+            asked = _selected(info, ROLE_FIELDS)
+            if asked:
                 found = await roles.list_roles_of_members(
                     session, caller=caller, scope=scope, catalog=catalog, members=[row.holder for row in page.items]
                 )
+            if count_with_page:
+                total = await organization.count_members(
+                    session, caller=caller, scope=scope, wanted=wanted, catalog=catalog
+                )
+                counter = _known(total)
     except BaseException:
         if stop is not None:
             stop()
@@ -310,7 +342,9 @@ async def list_members(
     edges = [
         relay.Edge(
             cursor=encode_key_cursor(MEMBER_CURSOR, row.member.user_name),
-            node=MemberNode.from_row(row, found.get(row.member.user_name, EMPTY_ROLES) if found is not None else None),
+            node=MemberNode.from_row(
+                row, found.get(row.member.user_name, EMPTY_ROLES) if found is not None else None, asked
+            ),
         )
         for row in page.items
     ]

@@ -51,6 +51,7 @@ from tenants.directory_models import (
     DirectoryAuthorizationChange,
     DirectoryDepartment,
     DirectoryMember,
+    DirectoryMemberCount,
     DirectoryTenant,
     MemberRole,
 )
@@ -259,6 +260,23 @@ def _on_conflict(insert: Any, columns: Sequence[str], conflict: tuple[Sequence[s
     return insert.on_conflict_do_update(index_elements=list(keys), set_=updated)
 
 
+async def _count_members(session: AsyncSession, scope: _Scope, *, added: int) -> None:
+    """Move the tenant's count of members still in the enterprise by `added` (negative: removed).
+
+    The callers compare what they write with what is stored, under the tenant's lock, so the
+    count moves exactly as the rows do.
+    """
+    if not added:
+        return
+    table = _table(DirectoryMemberCount)
+    connection = await session.connection()
+    insert = (postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert)(table)
+    statement = insert.values(**scope, present=added).on_conflict_do_update(
+        index_elements=["product", "tenant_id", "is_test"], set_={"present": table.c.present + insert.excluded.present}
+    )
+    await connection.execute(statement)
+
+
 def client_secret_purpose(*, product: str, tenant_id: str, is_test: bool, app_id: str) -> str:
     """The SecretBox purpose of one client secret: a seal cannot be moved to another row."""
     return "kit-client-secret:" + json.dumps([product, tenant_id, is_test, app_id])
@@ -397,7 +415,7 @@ async def unbind_tenant(
         "created_at",
     ]
     await session.exec(_table(DirectoryAuthorizationChange).insert().from_select(history_columns, live))
-    for model in (DirectoryAuthorization, DirectoryMember, DirectoryDepartment, DirectoryApp):
+    for model in (DirectoryAuthorization, DirectoryMember, DirectoryMemberCount, DirectoryDepartment, DirectoryApp):
         await session.exec(delete(model).where(_scoped(model, **scope)))
     tenant.deleted, tenant.deleted_at, tenant.updated_at = True, now, now
     session.add(tenant)
@@ -766,10 +784,14 @@ async def grant_members(
     authorization_rows: list[dict[str, Any]] = []
     history_rows: list[dict[str, Any]] = []
     changes = GrantChanges()
+    added = 0
     for grant in grants:
         member = grant.member
         values = _member_values(member)
-        member_changed = members.get(member.user_name) != values
+        stored_member = members.get(member.user_name)
+        member_changed = stored_member != values
+        if stored_member is None or stored_member[-1]:
+            added += 1  # new, or back after a removal: the row is written with removed false
         if member_changed:
             member_rows.append(
                 {
@@ -818,6 +840,7 @@ async def grant_members(
         elif action is AuthorizationAction.CHANGED or member_changed:
             changes.changed.append(grant)
     await _upsert(session, DirectoryMember, member_rows, keys=("product", "tenant_id", "is_test", "user_name"))
+    await _count_members(session, scope, added=added)
     await _upsert(
         session,
         DirectoryAuthorization,
@@ -886,6 +909,7 @@ async def revoke_members(
                 .where(_scoped(DirectoryMember, **scope), col(DirectoryMember.user_name).in_(batch))
                 .values(removed=True, updated_at=now)
             )
+        await _count_members(session, scope, added=-len(removed))
     revoked = set(live)
     return [
         Revocation(name, name in revoked, name in removed)

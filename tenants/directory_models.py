@@ -170,6 +170,25 @@ class DirectoryMember(SQLModel, table=True):
     updated_at: datetime = _timestamp()
 
 
+class DirectoryMemberCount(SQLModel, table=True):
+    """How many members of a tenant are still in the enterprise (not removed): the admin API's
+    total count of a tenant's members, read as one row instead of counted over the members.
+
+    The writers of `directory_members` (`tenants.directory`) keep it in the same transaction,
+    under the tenant's lock; no row means no such member. Unbinding the tenant deletes it.
+    """
+
+    __tablename__ = "directory_member_counts"
+    __table_args__ = (UniqueConstraint("product", "tenant_id", "is_test", name="uq_directory_member_counts_scope"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    product: str = Field(max_length=48)
+    tenant_id: str = Field(max_length=64)
+    is_test: bool = False
+    present: int = 0
+    """Member rows of the tenant with `removed` false."""
+
+
 class DirectoryAuthorization(SQLModel, table=True):
     """The marketplace's authorization of one member for one app: live while `revoked_at` is null."""
 

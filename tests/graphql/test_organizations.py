@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from tests.conftest import Marketplace
 from tests.graphql.conftest import FakeMemberSessions, GraphQL, MemberLogin, Tokens, codes, seed_instance
 from tests.graphql.organizations import TENANT_A, TENANT_B, Organizations, kit, seed_organizations
-from tests.kit.helpers import auth_sync, user
+from tests.kit.helpers import auth_sync, tenant_sync, user
 
 pytestmark = pytest.mark.anyio
 
@@ -94,6 +94,40 @@ async def test_total_count_follows_the_filter(gql: GraphQL, boss: MemberLogin) -
     variables = {"product": "alpha", "tenantId": TENANT_A, "first": 1, "filter": {"orgCode": "2"}}
     body = await gql(MEMBERS, variables, headers=boss.cookie_headers())
     assert (user_names(body), body["data"]["tenant"]["members"]["totalCount"]) == (["ann"], 4)
+
+
+async def test_the_whole_tenants_total_follows_every_sync_that_adds_or_removes_members(
+    gql: GraphQL, marketplace: Marketplace, tokens: Tokens, orgs: Organizations
+) -> None:
+    async def listed_and_counted() -> tuple[int, int]:
+        variables = {"product": "alpha", "tenantId": TENANT_A, "first": 100}
+        body = await gql(MEMBERS, variables, token=tokens.alpha_read)
+        return len(user_names(body)), body["data"]["tenant"]["members"]["totalCount"]
+
+    assert await listed_and_counted() == (7, 7)
+    steps: list[tuple[int, dict[str, object]]] = [
+        (1, user("gus", org="4")),  # a new member
+        (1, user("gus", org="2", role="admin")),  # the same member changed
+        (0, {"userName": "cat"}),  # removed from the enterprise
+        (0, {"userName": "cat"}),  # removed again: nothing changes
+        (3, {"userName": "ann"}),  # only the authorization revoked: still a member
+        (1, user("cat", org="4")),  # back after the removal
+        (0, {"userName": "nobody"}),  # an unknown member
+    ]
+    seen = []
+    for flag, member in steps:
+        await kit(marketplace, "alpha", "authSync", auth_sync(TENANT_A, flag, [member]))
+        seen.append(await listed_and_counted())
+    assert seen == [(8, 8), (8, 8), (7, 7), (7, 7), (7, 7), (8, 8), (8, 8)]
+    # Unbinding forgets the members (and their count); a new binding starts from none.
+    await kit(marketplace, "alpha", "tenantSync", tenant_sync(TENANT_A, 0, code="alpha-buyer", name="Alpha Buyer"))
+    assert await listed_and_counted() == (0, 0)
+    await kit(marketplace, "alpha", "tenantSync", tenant_sync(TENANT_A, 1, code="alpha-buyer", name="Alpha Buyer"))
+    await kit(marketplace, "alpha", "authSync", auth_sync(TENANT_A, 1, [user("zed", org="1")]))
+    assert await listed_and_counted() == (1, 1)
+    # The other copies of the tenant kept their own counts.
+    body = await gql(MEMBERS, {"product": "beta", "tenantId": TENANT_A, "first": 100}, token=tokens.beta_write)
+    assert body["data"]["tenant"]["members"]["totalCount"] == 3
 
 
 async def test_removed_members_are_listed_only_when_asked(

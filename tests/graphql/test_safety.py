@@ -153,6 +153,10 @@ async def test_a_page_of_a_hundred_members_with_roles_takes_seven_statements(
     # every grant that applies to them, their departments, the departments' grants: whatever the
     # page size
     assert counted == [7, 7], counter.statements
+    # The whole tenant's total is its member count, one row: no statement reads the members to count them
+    counts = [statement for statement in counter.statements if "count(" in statement.lower()]
+    assert counts == [], counts
+    assert any("directory_member_counts" in statement for statement in counter.statements)
 
 
 async def test_the_total_count_is_counted_while_the_page_is_read_and_stopped_when_the_page_fails(
@@ -160,21 +164,24 @@ async def test_the_total_count_is_counted_while_the_page_is_read_and_stopped_whe
 ) -> None:
     await _big_tenant(app, members=12)
     admin = sessions.login("alpha", "big-tenant", "m0000")
-    # Asked for in a fragment, or inline: counted all the same
+    # Asked for in a fragment, or inline: counted all the same, the whole tenant (its member count)
+    # as a filtered list (its rows)
     for document in (
         """query { tenant(product: "alpha", tenantId: "big-tenant") { members(first: 2) { ...counted
           edges { node { userName } } } } } fragment counted on MemberConnection { totalCount }""",
         """query { tenant(product: "alpha", tenantId: "big-tenant") { members(first: 2) {
           ... on MemberConnection { totalCount } edges { node { userName } } } } }""",
     ):
-        body = await gql(document, headers=admin.cookie_headers())
-        assert "errors" not in body, body
-        assert body["data"]["tenant"]["members"] == {
-            "totalCount": 12,
-            "edges": [{"node": {"userName": "m0000"}}, {"node": {"userName": "m0001"}}],
-        }
+        for narrowed in (document, document.replace("(first: 2)", '(first: 2, filter: {search: "M00"})')):
+            body = await gql(narrowed, headers=admin.cookie_headers())
+            assert "errors" not in body, body
+            assert body["data"]["tenant"]["members"] == {
+                "totalCount": 12,
+                "edges": [{"node": {"userName": "m0000"}}, {"node": {"userName": "m0001"}}],
+            }
 
-    # When the page fails while the count runs, the count is stopped, not left behind
+    # A filtered count runs on a connection of its own while the page is read: when the page fails
+    # meanwhile, the count is stopped, not left behind
     counting, stopped = asyncio.Event(), asyncio.Event()
 
     async def slow_count(*args: object, **kwargs: object) -> int:
@@ -192,7 +199,10 @@ async def test_the_total_count_is_counted_while_the_page_is_read_and_stopped_whe
 
     monkeypatch.setattr(organization, "count_members", slow_count)
     monkeypatch.setattr(organization, "list_members", failing_page)
-    body = await gql(MEMBER_PAGE, {"tenantId": "big-tenant", "first": 5}, headers=admin.cookie_headers())
+    filtered = MEMBER_PAGE.replace("members(first: $first)", 'members(first: $first, filter: {search: "m"})')
+    body = await asyncio.wait_for(
+        gql(filtered, {"tenantId": "big-tenant", "first": 5}, headers=admin.cookie_headers()), timeout=10
+    )
     assert codes(body) == ["INTERNAL_SERVER_ERROR"]
     await asyncio.wait_for(stopped.wait(), timeout=5)
 
