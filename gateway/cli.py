@@ -267,8 +267,10 @@ def _run_servers(settings: Settings, apps: list[tuple[ASGIApp, str, int]]) -> No
     async def serve_all() -> None:
         await asyncio.gather(*(server.serve() for server in servers))
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_all())
+    # The event loop uvicorn itself would pick (`loop="auto"`: uvloop where it is installed).
+    loop_factory = servers[0].config.get_loop_factory()
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(serve_all())
     if any(not server.started for server in servers):
         sys.exit(3)
 

@@ -83,12 +83,11 @@ class Database:
         if self.is_sqlite:
             _prepare_sqlite(self.engine)
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
-        # Readers run each statement on its own (autocommit): no BEGIN before the first and no
-        # ROLLBACK after the last, two round trips less per read on PostgreSQL. Under READ
-        # COMMITTED every statement sees its own snapshot either way.
-        self._readers = async_sessionmaker(
-            self.engine.execution_options(isolation_level="AUTOCOMMIT"), class_=AsyncSession, expire_on_commit=False
-        )
+        # PostgreSQL readers run each statement on its own (autocommit): no BEGIN before the first
+        # and no ROLLBACK after the last, two round trips less per read; under READ COMMITTED every
+        # statement sees its own snapshot either way. SQLite begins no transaction for a SELECT.
+        readers = self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._readers = async_sessionmaker(readers, class_=AsyncSession, expire_on_commit=False)
         self._sqlite_writer = asyncio.Lock()
 
     @asynccontextmanager
