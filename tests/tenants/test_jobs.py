@@ -7,11 +7,12 @@ from unittest.mock import patch
 
 import pytest
 
+from gateway.adapters.contract import RetryLater
 from gateway.clock import SystemClock
-from gateway.worker import JobRunner
+from gateway.worker import Finished, JobHandler, JobRunner
 from tenants import jobs
 from tenants.database import Database
-from tenants.models import JobState
+from tenants.models import Job, JobState
 from tests.conftest import Backend
 
 pytestmark = pytest.mark.anyio
@@ -164,4 +165,51 @@ async def test_the_worker_prunes_in_batches_until_none_is_left(backend: Backend)
         async with database.reader() as session:
             assert list(await jobs.list_jobs(session, products=["alpha"])) == []
     finally:
+        await database.dispose()
+
+
+async def test_waiting_on_a_job_gives_what_its_handler_finished_with(backend: Backend) -> None:
+    """`wait_for` hands back a handler's `Finished` (the handler ended the job itself), and None
+    when the handler left that to the runner, failed, or was still running at the timeout."""
+    backend.reset()
+    database = Database(backend.database_url)
+    release = asyncio.Event()
+
+    async def finishing(job: Job) -> Finished:
+        async with database.transaction() as session:
+            return Finished(successor_due=await jobs.finish_job(session, job=job, now=datetime.now(UTC)))
+
+    async def plain(job: Job) -> None:
+        return None
+
+    async def failing(job: Job) -> None:
+        raise RetryLater("not yet")
+
+    async def slow(job: Job) -> None:
+        await release.wait()
+
+    handlers: dict[str, JobHandler] = {"finishing": finishing, "plain": plain, "failing": failing, "slow": slow}
+    runner = JobRunner(database, handlers=handlers, clock=SystemClock(), lease_s=30, poll_interval_s=1, max_attempts=3)
+    try:
+        outcomes: dict[str, Finished | None] = {}
+        for kind in handlers:
+            async with database.transaction() as session:
+                job = await jobs.create_job(
+                    session, product="alpha", kind=kind, payload={}, now=datetime.now(UTC), lease_owner=runner.owner
+                )
+            assert job.id is not None
+            runner.run_now(job)
+            outcomes[kind] = await runner.wait_for(job.id, timeout_s=0.5 if kind == "slow" else 10)
+        assert outcomes == {"finishing": Finished(successor_due=False), "plain": None, "failing": None, "slow": None}
+        async with database.reader() as session:
+            states = {job.kind: job.state for job in await jobs.list_jobs(session, products=["alpha"])}
+        assert states == {
+            "finishing": JobState.DONE,
+            "plain": JobState.DONE,
+            "failing": JobState.PENDING,
+            "slow": JobState.PENDING,
+        }
+    finally:
+        release.set()
+        await runner.stop()
         await database.dispose()
