@@ -11,8 +11,8 @@ Commits too. A commit syncs the write-ahead log (`synchronous=FULL`: answered me
 which takes a fraction of a millisecond on an idle disk and a few under heavy I/O. Handing it
 to a thread did not pay: the worker thread waits for the GIL while the loop runs Python (up to
 the switch interval, twice per commit), and it does so holding SQLite's one write lock, so
-every writer queued behind it. Measured with `bench.basic_calls`, the worker spent about a
-sixth less CPU per newInstance with commits in place.
+every writer queued behind it. In one comparison with `bench.basic_calls` (on a loaded
+machine), the worker spent about a sixth less CPU per newInstance with commits in place.
 
 The price is that the loop waits meanwhile: on the disk during a commit, and on SQLite's file
 lock when another *process* writes (up to `busy_timeout`). The embedded database serves one
