@@ -141,11 +141,6 @@ async def finish_job(session: AsyncSession, *, job: Job, now: datetime) -> bool:
     return job.sequence_key is not None and await _sequence_busy(session, job.sequence_key)
 
 
-async def sequence_has_pending(session: AsyncSession, *, sequence_key: str) -> bool:
-    """Whether a job of the sequence still waits to run."""
-    return await _sequence_busy(session, sequence_key)
-
-
 async def has_due_jobs(session: AsyncSession, *, now: datetime) -> bool:
     """A cheap read before a claim: is any job due and not leased by a live owner?"""
     due = (

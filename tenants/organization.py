@@ -9,7 +9,7 @@ here changes it.
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Table, and_, func, literal, or_, tuple_
@@ -247,16 +247,10 @@ class MemberFilter:
     @property
     def is_everyone(self) -> bool:
         """Whether it asks for every member still in the enterprise: its count is the tenant's
-        tally (one row, see `count_members`), whatever the number of members."""
-        return (
-            self.org_code is None
-            and self.marketplace_role is None
-            and self.product_role is None
-            and self.authorized is None
-            and self.enabled is None
-            and not self.search
-            and not self.include_removed
-        )
+        tally (one row, see `count_members`), whatever the number of members. Derived from the
+        defaults, so a filter added later narrows it without being listed here (sub-departments
+        mean nothing without a department; an empty search matches everyone)."""
+        return replace(self, include_sub_departments=True, search=self.search or None) == MemberFilter()
 
 
 @dataclass(frozen=True, slots=True)
