@@ -32,11 +32,13 @@ _INSTANCES = Instance.__table__  # type: ignore[attr-defined]
 _SELECT_INSTANCE = select(_INSTANCES).where(
     _INSTANCES.c.product == bindparam("b_product"), _INSTANCES.c.instance_id == bindparam("b_instance")
 )
-_LIVE_APP_INFO = select(_INSTANCES.c.instance_id, _INSTANCES.c.app_info).where(
+# By (product, instance id) only, the unique key: with a status condition too, SQLite (which has
+# no statistics) walks the (product, status) index, every live instance of the product per query.
+_APP_INFO = select(_INSTANCES.c.instance_id, _INSTANCES.c.status, _INSTANCES.c.app_info).where(
     _INSTANCES.c.product == bindparam("b_product"),
     _INSTANCES.c.instance_id.in_(bindparam("b_instances", expanding=True)),
-    _INSTANCES.c.status.in_([InstanceStatus.ACTIVE, InstanceStatus.FROZEN]),
 )
+_LIVE = frozenset({InstanceStatus.ACTIVE, InstanceStatus.FROZEN})
 _INSERT_INSTANCE = {
     is_postgresql: insert(_INSTANCES).on_conflict_do_nothing().returning(_INSTANCES.c.id)
     for is_postgresql, insert in ((False, sqlite_insert), (True, postgresql_insert))
@@ -75,8 +77,10 @@ async def list_live_app_info(
     have one, in the order asked; others are left out. Two columns, no entities: queryInstance
     asks for up to 100 at a time."""
     connection = await session.connection()
-    rows = await connection.execute(_LIVE_APP_INFO, {"b_product": product, "b_instances": list(instance_ids)})
-    found: dict[str, dict[str, Any]] = {instance_id: dict(app_info) for instance_id, app_info in rows if app_info}
+    rows = await connection.execute(_APP_INFO, {"b_product": product, "b_instances": list(instance_ids)})
+    found: dict[str, dict[str, Any]] = {
+        instance_id: dict(app_info) for instance_id, status, app_info in rows if app_info and status in _LIVE
+    }
     return [(instance_id, found[instance_id]) for instance_id in dict.fromkeys(instance_ids) if instance_id in found]
 
 
