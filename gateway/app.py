@@ -29,6 +29,7 @@ from gateway.kit_syncs import KitSyncs, private_keys
 from gateway.metrics import Metrics
 from gateway.middleware import RequestIdMiddleware
 from gateway.order_query import OrderQueryClient
+from gateway.outbound import outbound_client
 from gateway.products import Product
 from gateway.provisioning import InstanceJobs
 from gateway.reconcile import AdapterReconciler
@@ -175,7 +176,7 @@ def create_app(
         http = (
             http_client
             if http_client is not None
-            else httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False)
+            else outbound_client(timeout=httpx.Timeout(5.0), follow_redirects=False)
         )
         # SSO comes before the adapters (their context redeems its login tokens); `products` is
         # filled once they exist.

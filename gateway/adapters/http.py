@@ -115,6 +115,7 @@ from gateway.adapters.contract import (
     StatusRequest,
     UpgradeRequest,
 )
+from gateway.outbound import outbound_client
 
 __all__ = [
     "BackendContractError",
@@ -324,7 +325,7 @@ class HttpAdapter:
         self.context = context
         self.handles_test_calls = self.settings.handles_test_calls
         self._secret = self.settings.resolved_secret()
-        self._client = httpx.AsyncClient(
+        self._client = outbound_client(
             base_url=self.settings.url,
             timeout=httpx.Timeout(self.settings.timeout_s),
             transport=transport,

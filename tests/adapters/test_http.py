@@ -3,6 +3,7 @@
 import asyncio
 import hashlib
 import json
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -297,6 +298,18 @@ async def test_timeouts_and_connection_failures_mean_retry_later(
     adapter = await adapter_with(httpx.MockTransport(fail))
     try:
         with pytest.raises(RetryLater, match=r"backend (timed out|unreachable) on set_status"):
+            await adapter.set_status(StatusRequest(instance=INSTANCE, frozen=False))
+    finally:
+        await adapter.aclose()
+
+
+async def test_a_backend_that_is_not_listening_is_unreachable_over_real_sockets() -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    adapter = HttpAdapter(settings(url=f"http://127.0.0.1:{port}"), CONTEXT)
+    try:
+        with pytest.raises(RetryLater, match=r"backend unreachable on set_status: ConnectError"):
             await adapter.set_status(StatusRequest(instance=INSTANCE, frozen=False))
     finally:
         await adapter.aclose()
