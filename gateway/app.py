@@ -171,7 +171,7 @@ def create_app(
         if settings.auto_migrate:
             await asyncio.to_thread(upgrade, settings.database_url)
         rsa_keys = await asyncio.to_thread(private_keys, settings.products)
-        database = Database(settings.database_url)
+        database = Database(settings.database_url, pool_size=settings.database_pool_size)
         shared_store = store if store is not None else open_store(settings.redis_url)
         http = (
             http_client

@@ -241,6 +241,9 @@ class Settings(BaseSettings):
     environment: Environment = Environment.PRODUCTION
     data_dir: Path = DEFAULT_DATA_DIR
     database_url: str = Field(default=f"sqlite:///{DEFAULT_DATA_DIR / 'marketgate.db'}")
+    database_pool_size: Annotated[int, Field(ge=1, le=500)] = 32
+    """Database connections a process keeps open (about as many as calls it has in flight under load);
+    bursts open up to half as many again. PostgreSQL must allow processes x 1.5 x this connections."""
     redis_url: str | None = None
     config: Path | None = None
     secret_key: SecretStr | None = None

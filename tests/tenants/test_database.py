@@ -1,0 +1,53 @@
+"""The connection pool: what a busy worker opened stays open, bursts beyond it are bounded."""
+
+import asyncio
+from contextlib import AsyncExitStack
+
+import pytest
+from asgi_lifespan import LifespanManager
+from sqlalchemy import event, text
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from gateway.store import MemoryStore
+from tenants.database import Database
+from tests.conftest import Backend
+from tests.fakes import Behaviour, recording_factory
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_connections_up_to_the_pool_size_are_kept_and_bursts_are_bounded(backend: Backend) -> None:
+    database = Database(backend.database_url, pool_size=4)
+    opened: list[object] = []
+    event.listen(database.engine.sync_engine, "connect", lambda connection, _record: opened.append(connection))
+    try:
+
+        async def readers(count: int) -> None:
+            async with AsyncExitStack() as stack:
+                for _ in range(count):
+                    session = await stack.enter_async_context(database.reader())
+                    await (await session.connection()).execute(text("SELECT 1"))
+
+        # Given four readers at once, then four again
+        await readers(4)
+        await readers(4)
+        # Then the second four reused the first four's connections
+        assert len(opened) == 4
+        # And a burst may open half as many again, but not more (the seventh waits for one)
+        await readers(6)
+        assert len(opened) == 6
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(readers(7), timeout=1)
+    finally:
+        await database.dispose()
+
+
+async def test_the_pool_size_setting_reaches_the_gateway_database(
+    settings: Settings, behaviours: dict[str, Behaviour]
+) -> None:
+    sized = settings.model_copy(update={"database_pool_size": 3})
+    application = create_app(sized, adapter_factories={"recording": recording_factory(behaviours)}, store=MemoryStore())
+    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
+        pool = application.state.database.engine.pool
+        assert (pool.size(), pool._max_overflow) == (3, 1)
