@@ -9,7 +9,8 @@ request is signed at send time with a fresh nonce and a current timestamp. The f
 here make the basic calls; newInstance ones carry a unique order and businessId per index.
 
 Latency is measured from just before `client.send` to the end of reading the response body;
-building and signing the request is not part of it. Only requests that got a response count
+building and signing the request is not part of it (paced, with `rate`: from when the request
+was due, building included). Only requests that got a response count
 in the percentiles; throughput counts the requests that passed `check`.
 """
 
@@ -173,12 +174,16 @@ async def drive(
     duration_s: float | None = None,
     timeout_s: float = 60.0,
     first_index: int = 0,
+    rate: float | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> LoadResult:
     """Send `count` requests from `factory`, `concurrency` at a time, and measure them.
 
     Indices run from `first_index` to `first_index + count - 1`. No new request starts once
-    `duration_s` (if given) has passed. After `timeout_s` every request still in flight is
+    `duration_s` (if given) has passed. With `rate` (requests per second) the requests are
+    paced: request n is due `n / rate` seconds after the start, and its latency counts from
+    when it was due, so a server that falls behind is charged for the wait as well (no
+    coordinated omission); without it each request starts as soon as a slot is free. After `timeout_s` every request still in flight is
     cancelled and counted under `OVERALL_TIMEOUT`, and the result says `timed_out`. Transport
     errors (`httpx.HTTPError`) are counted by their class name; a failed check by
     `describe_failure`. Give the client a pool of at least `concurrency` connections
@@ -186,6 +191,8 @@ async def drive(
     """
     if concurrency < 1 or count < 0:
         raise ValueError("concurrency must be at least 1 and count not negative")
+    if rate is not None and not rate > 0:
+        raise ValueError("rate must be positive")
     tally = _Tally()
     next_index = first_index
     end_index = first_index + count
@@ -196,10 +203,13 @@ async def drive(
         nonlocal next_index
         while next_index < end_index and clock() < stop_starting_at:
             index, next_index = next_index, next_index + 1
+            due = started + (index - first_index) / rate if rate is not None else None
+            if due is not None and due > clock():
+                await anyio.sleep(due - clock())
             request = factory(client, index)
             tally.sent += 1
             tally.in_flight += 1
-            sent_at = clock()
+            sent_at = due if due is not None else clock()
             if tally.first_sent is None:
                 tally.first_sent = sent_at
             try:

@@ -170,6 +170,33 @@ async def test_duration_stops_starting_new_requests() -> None:
     assert "95 not sent" in result.summary()
 
 
+async def test_paced_requests_start_when_due_not_as_soon_as_possible() -> None:
+    seen: list[int] = []
+    async with asgi_client(app_answering(lambda _: None, seen)) as client:
+        result = await drive(client, indexed, concurrency=4, count=21, check=answered(), rate=100)
+
+    assert sorted(seen) == list(range(21))
+    # the 21st request was due 0.2 s after the first: an unpaced run takes milliseconds
+    assert result.elapsed_s >= 0.2
+    assert result.throughput <= 21 / 0.2
+
+
+async def test_paced_latency_counts_from_when_a_request_was_due() -> None:
+    clock = FakeClock()
+    # one connection, a request due every 0.1 s, each answered in 0.25 s: the server falls behind
+    async with asgi_client(app_answering(lambda _: clock.advance(0.25), [])) as client:
+        result = await drive(client, indexed, concurrency=1, count=5, check=answered(), rate=10, clock=clock)
+
+    # request n starts at 0.25 n but was due at 0.1 n: its wait counts
+    assert result.latencies_ms == pytest.approx([250 + 150 * n for n in range(5)])
+
+
+async def test_a_rate_must_be_positive() -> None:
+    async with asgi_client(app_answering(lambda _: None, [])) as client:
+        with pytest.raises(ValueError, match="rate must be positive"):
+            await drive(client, indexed, concurrency=1, count=1, check=answered(), rate=0)
+
+
 async def sent_calls(factory: RequestFactory, count: int) -> list[tuple[httpx.QueryParams, dict[str, str]]]:
     """The signature query and the body of the first `count` requests of `factory`."""
     async with httpx.AsyncClient() as client:
