@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tenants.errors import DatabaseUnavailableError
-from tenants.sqlite_inline import inline_connector
+from tenants.sqlite_inline import inline_creator
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
 _SYNC_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
@@ -79,7 +79,7 @@ class Database:
         }
         if self.is_sqlite:
             connect_args, connect_options = _SQLITE_DIALECT.create_connect_args(self.url)
-            options["async_creator"] = inline_connector(*connect_args, **connect_options)
+            options["creator"] = inline_creator(*connect_args, **connect_options)
         else:
             options["connect_args"] = {"connect_timeout": 5}
         self.engine = create_async_engine(self.url, **options)

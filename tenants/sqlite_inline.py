@@ -1,11 +1,13 @@
-"""SQLite connections whose calls run on the event loop's own thread.
+"""SQLite for SQLAlchemy's asyncio engine, driven in place on the event loop's thread.
 
-aiosqlite hands every call (cursor, execute, fetch, commit, close) to a worker thread and the
-result back through the event loop: a thread switch and a loop round trip per call, each
-waiting behind whatever else the loop has to do. A statement on a local SQLite file takes
-microseconds, far less than the hand-off, so MarketGate runs them in place: the connection is
-aiosqlite's own class, which SQLAlchemy's aiosqlite dialect drives unchanged, with the queue
-to its worker thread replaced by one that runs each call at once.
+SQLAlchemy's aiosqlite dialect goes through aiosqlite, which hands every call (cursor,
+execute, fetch, close, commit) to a worker thread and its result back through the event loop:
+a thread switch and a loop round trip per call, each waiting behind whatever else the loop has
+to do, and three of them per statement. A statement on a local SQLite file takes microseconds,
+far less than the hand-offs. So MarketGate keeps the aiosqlite dialect (SQL, types, pooling)
+and gives it connections of its own that call `sqlite3` directly (`inline_creator`): per
+statement one greenlet switch (SQLAlchemy's asyncio layer insists on one per execute) instead
+of three round trips through a thread.
 
 Commits too. A commit syncs the write-ahead log (`synchronous=FULL`: answered means on disk),
 which takes a fraction of a millisecond on an idle disk and a few under heavy I/O. Handing it
@@ -19,48 +21,80 @@ lock when another *process* writes (up to `busy_timeout`). The embedded database
 MarketGate process; its writers queue on `Database`'s lock and so never wait on the file lock.
 """
 
-import asyncio
+import collections
 import sqlite3
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import aiosqlite
+from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection, AsyncAdapt_dbapi_cursor
+from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
+from sqlalchemy.util.concurrency import await_
 
-Call = tuple[asyncio.Future[Any] | None, Callable[[], Any]]
-
-
-class _RunAtOnce:
-    """Stands in for aiosqlite's queue to its worker thread: each call put on it runs now."""
-
-    def put_nowait(self, call: Call) -> None:
-        future, function = call
-        try:
-            result = function()
-        except BaseException as exc:  # handed to the awaiting caller, as aiosqlite's thread does
-            if future is not None:
-                future.set_exception(exc)
-            return
-        if future is not None:
-            future.set_result(result)
+_DBAPI = SQLiteDialect_aiosqlite.import_dbapi()
 
 
-class InlineConnection(aiosqlite.Connection):
-    """An aiosqlite connection without its worker thread (see the module's docstring)."""
-
-    def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
-        super().__init__(connector, iter_chunk_size=64)
-        self._tx = _RunAtOnce()  # type: ignore[assignment]
-
-    def __await__(self) -> Generator[Any, None, "InlineConnection"]:
-        # aiosqlite starts its worker thread here; this connection has none.
-        yield from self._connect().__await__()
-        return self
+async def _nothing() -> None:
+    return None
 
 
-def inline_connector(database: str, **options: Any) -> Callable[[], Any]:
-    """An `async_creator` for SQLAlchemy: opens `database` with `sqlite3.connect(**options)`."""
+class _InlineCursor(AsyncAdapt_dbapi_cursor):
+    """A `sqlite3` cursor behind SQLAlchemy's asyncio cursor interface; rows are read at once."""
 
-    async def connect() -> InlineConnection:
-        return await InlineConnection(lambda: sqlite3.connect(database, **options))
+    __slots__ = ()
+    _awaitable_cursor_close = False
+    _cursor: sqlite3.Cursor  # type: ignore[assignment]
+
+    def _aenter_cursor(self, cursor: Any) -> Any:
+        return cursor
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        await_(_nothing())  # AsyncConnection.execute requires that its statement awaited once
+        cursor = self._cursor
+        result = cursor.execute(operation, () if parameters is None else parameters)
+        if cursor.description:
+            self._rows = collections.deque(cursor.fetchall())
+        return result
+
+    def executemany(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
+        await_(_nothing())
+        return self._cursor.executemany(operation, seq_of_parameters)
+
+
+class InlineConnection(AsyncAdapt_dbapi_connection):
+    """A `sqlite3` connection behind SQLAlchemy's asyncio connection interface (see the module)."""
+
+    __slots__ = ()
+    _cursor_cls = _InlineCursor
+    _connection: sqlite3.Connection  # type: ignore[assignment]
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._connection.isolation_level
+
+    @isolation_level.setter
+    def isolation_level(self, value: str | None) -> None:
+        self._connection.isolation_level = value  # type: ignore[assignment]
+
+    def create_function(self, *args: Any, **kwargs: Any) -> None:
+        self._connection.create_function(*args, **kwargs)
+
+    def commit(self) -> None:
+        self._connection.commit()
+
+    def rollback(self) -> None:
+        self._connection.rollback()
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def terminate(self) -> None:
+        self._connection.close()
+
+
+def inline_creator(database: str, **options: Any) -> Callable[[], InlineConnection]:
+    """A `creator` for SQLAlchemy's async engine: opens `database` with `sqlite3.connect(**options)`."""
+
+    def connect() -> InlineConnection:
+        return InlineConnection(_DBAPI, sqlite3.connect(database, **options))
 
     return connect

@@ -183,8 +183,9 @@ async def drive(
     `duration_s` (if given) has passed. With `rate` (requests per second) the requests are
     paced: request n is due `n / rate` seconds after the start, and its latency counts from
     when it was due, so a server that falls behind is charged for the wait as well (no
-    coordinated omission); without it each request starts as soon as a slot is free. After `timeout_s` every request still in flight is
-    cancelled and counted under `OVERALL_TIMEOUT`, and the result says `timed_out`. Transport
+    coordinated omission); without it each request starts as soon as a slot is free. After
+    `timeout_s` every request still in flight is cancelled and counted under `OVERALL_TIMEOUT`,
+    and the result says `timed_out`. Transport
     errors (`httpx.HTTPError`) are counted by their class name; a failed check by
     `describe_failure`. Give the client a pool of at least `concurrency` connections
     (`load_client` does). `clock` (seconds) times the requests and the duration.

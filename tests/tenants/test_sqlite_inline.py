@@ -22,7 +22,7 @@ async def database(tmp_path: Path) -> Database:
 async def test_statements_run_on_the_loop_thread(database: Database) -> None:
     @event.listens_for(database.engine.sync_engine, "connect")
     def _thread_function(dbapi_connection: Any, _record: object) -> None:
-        dbapi_connection.driver_connection._conn.create_function("thread_of", 0, threading.get_ident)
+        dbapi_connection.driver_connection.create_function("thread_of", 0, threading.get_ident)
 
     try:
         async with database.transaction() as session:
@@ -34,16 +34,16 @@ async def test_statements_run_on_the_loop_thread(database: Database) -> None:
 
 async def test_commits_run_on_the_loop_thread(database: Database) -> None:
     """No hand-off to a thread that would wait for the GIL holding SQLite's write lock."""
+    committed_in: list[int] = []
     try:
-        async with database.reader() as session:
-            raw = await (await session.connection()).get_raw_connection()
-            inline = raw.driver_connection
+        async with database.transaction() as session:
+            connection = await session.connection()
+            await connection.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+            inline = (await connection.get_raw_connection()).dbapi_connection
             assert isinstance(inline, InlineConnection)
-            committed_in: list[int] = []
-            driver = inline._conn
+            driver = inline._connection
             inline._connection = _CommitWatcher(driver, committed_in)  # type: ignore[assignment]
-            await inline.commit()
-            inline._connection = driver
+        inline._connection = driver  # the block's end committed through the watcher
         assert committed_in == [threading.get_ident()]
     finally:
         await database.dispose()
