@@ -176,7 +176,7 @@ def create_app(
         http = (
             http_client
             if http_client is not None
-            else outbound_client(timeout=httpx.Timeout(5.0), follow_redirects=False)
+            else outbound_client(timeout=httpx.Timeout(5.0))
         )
         # SSO comes before the adapters (their context redeems its login tokens); `products` is
         # filled once they exist.

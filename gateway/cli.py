@@ -257,7 +257,8 @@ class _Server(uvicorn.Server):
     every tracked object and holds the event loop meanwhile, so each one stalled every call in
     flight: in `bench.basic_calls`, freezing them took queryInstance's p99 from about 100 ms to
     under 30 ms at 32 connections. Garbage start-up left is collected first; objects made later
-    are collected as usual.
+    are collected as usual. The price: a start-up object that later becomes part of a reference
+    cycle (a pooled connection replaced, say) is never collected; there are few of them.
     """
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:

@@ -3,15 +3,24 @@
 httpx's API (what the callers and their tests use) over aiohttp's connections
 (`httpx-aiohttp`): httpx's own transport (httpcore, h11, anyio) spends about 0.4 ms of CPU per
 request here, which was a tenth of a newInstance; aiohttp's takes about a third of that.
-TLS is verified as with httpx (its default context; `verify=False` is never used).
 
-Every failure reaches the caller as an `httpx.TransportError` of the right kind (connect, read,
-timeout, protocol; see `_httpx_error`). A transport passed in (tests) is used as it is.
+- TLS is verified as with httpx (its default context, certifi's authorities).
+- Proxies: when the environment names one (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, with
+  `NO_PROXY`), the client is httpx's own, which honours them exactly as before; the aiohttp
+  connections serve direct traffic only.
+- Timeouts: httpx's connect, read and pool timeouts apply; its write timeout is not passed on.
+- aiohttp writes the request target in its normalized form (`%7E` goes out as `~`); the APIG
+  signature is over the canonical form, so it is unaffected.
+- Every failure reaches the caller as an `httpx.TransportError` of the right kind (connect, read,
+  timeout, protocol, proxy; see `_httpx_error`), whose message names the failure without the
+  request's address.
+
+A transport passed in (tests) is used as it is.
 """
 
-from collections.abc import AsyncIterator, Iterator
+import urllib.request
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
 
 import aiohttp
 import httpx
@@ -22,23 +31,40 @@ def _httpx_error(cause: BaseException) -> httpx.TransportError:
     """The httpx error for an aiohttp failure. httpx-aiohttp's own mapping reports a refused
     connection or an untrusted certificate as a connect *timeout*, and lets a response it cannot
     parse through as aiohttp's error; callers (and their messages) need the real kind."""
-    message = f"{type(cause).__name__}: {cause}"[:300]
+    message = _description(cause)
+    if isinstance(cause, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
+        return httpx.ProxyError(message)
     if isinstance(cause, aiohttp.ConnectionTimeoutError):
         return httpx.ConnectTimeout(message)
     if isinstance(cause, TimeoutError):
         return httpx.ReadTimeout(message)
     if isinstance(cause, aiohttp.ClientConnectorError):  # refused, DNS, TLS certificate
         return httpx.ConnectError(message)
-    if isinstance(cause, aiohttp.ClientPayloadError | aiohttp.ClientOSError):
+    if isinstance(cause, aiohttp.InvalidURL):
+        return httpx.UnsupportedProtocol(message)
+    if isinstance(cause, aiohttp.ClientPayloadError | aiohttp.ClientOSError | aiohttp.ClientConnectionResetError):
         return httpx.ReadError(message)
+    if isinstance(cause, ValueError):  # a request aiohttp refuses to send
+        return httpx.LocalProtocolError(message)
     return httpx.RemoteProtocolError(message)  # disconnected without an answer, unparsable answer
+
+
+def _description(cause: BaseException) -> str:
+    """What failed, without the address: aiohttp's messages carry the whole URL."""
+    if isinstance(cause, aiohttp.ClientConnectorError):
+        detail = cause.os_error.strerror or type(cause.os_error).__name__
+    elif isinstance(cause, aiohttp.ClientResponseError):
+        detail = cause.message.splitlines()[0] if cause.message else ""
+    else:
+        detail = ""
+    return f"{type(cause).__name__}: {detail}"[:200] if detail else type(cause).__name__
 
 
 @contextmanager
 def _httpx_errors() -> Iterator[None]:
     try:
         yield
-    except aiohttp.ClientError as exc:
+    except (aiohttp.ClientError, ValueError) as exc:
         raise _httpx_error(exc) from exc
     except httpx.TransportError as exc:
         if isinstance(exc.__cause__, aiohttp.ClientError | TimeoutError):
@@ -58,19 +84,31 @@ class _Body(httpx.AsyncByteStream):
                 yield chunk
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        with _httpx_errors():
+            await self._inner.aclose()
 
 
 class _Transport(AiohttpTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         with _httpx_errors():
             response = await super().handle_async_request(request)
-        assert isinstance(response.stream, httpx.AsyncByteStream)
+        if not isinstance(response.stream, httpx.AsyncByteStream):
+            raise TypeError("httpx-aiohttp answered with a synchronous body")
         response.stream = _Body(response.stream)
         return response
 
 
-def outbound_client(*, transport: httpx.AsyncBaseTransport | None = None, **options: Any) -> httpx.AsyncClient:
-    """An `httpx.AsyncClient` with `options` (timeout, base_url, headers, ...) on aiohttp's
-    connections, or on `transport` when one is given."""
-    return httpx.AsyncClient(transport=transport if transport is not None else _Transport(), **options)
+def outbound_client(
+    *,
+    timeout: httpx.Timeout,
+    base_url: str = "",
+    headers: Mapping[str, str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """An `httpx.AsyncClient` that follows no redirects, on aiohttp's connections (httpx's own
+    where the environment names a proxy), or on `transport` when one is given."""
+    if transport is None and not urllib.request.getproxies():
+        transport = _Transport()
+    return httpx.AsyncClient(
+        base_url=base_url, timeout=timeout, headers=headers, transport=transport, follow_redirects=False
+    )

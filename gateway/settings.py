@@ -70,7 +70,8 @@ class ProductConfig(BaseModel):
     max_body_bytes: Annotated[int, Field(gt=0, le=1024 * 1024)] = 64 * 1024
     kit_max_body_bytes: Annotated[int, Field(gt=0, le=64 * 1024 * 1024)] = 10 * 1024 * 1024
     max_users_per_sync: Annotated[int, Field(gt=0, le=100_000)] = 5000
-    open_api_endpoint: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")] = "https://mkt.myhuaweicloud.com"
+    open_api_endpoint: Annotated[str, Field(pattern=r"^https?://[^\s/@]+(/[^\s]*)?$")] = "https://mkt.myhuaweicloud.com"
+    """Scheme, host and optional path prefix; no user:password (the request is AK/SK signed)."""
     open_api_ak: SecretStr | None = None
     open_api_sk: SecretStr | None = None
     rsa_private_key: SecretStr | None = None
@@ -242,8 +243,8 @@ class Settings(BaseSettings):
     data_dir: Path = DEFAULT_DATA_DIR
     database_url: str = Field(default=f"sqlite:///{DEFAULT_DATA_DIR / 'marketgate.db'}")
     database_pool_size: Annotated[int, Field(ge=1, le=500)] = 32
-    """Database connections a process keeps open (about as many as calls it has in flight under load);
-    bursts open up to half as many again. PostgreSQL must allow processes x 1.5 x this connections."""
+    """Database connections a process keeps open once it needed them (about the calls it has in flight
+    at its busiest); bursts open up to a quarter as many again, closed after use."""
     redis_url: str | None = None
     config: Path | None = None
     secret_key: SecretStr | None = None

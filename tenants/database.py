@@ -66,15 +66,16 @@ class Database:
     """The engine and its sessions; opened by the app's lifespan, closed with it."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
-        """`pool_size` connections stay open once opened; bursts open up to half as many again,
-        closed when given back. A connection opened and closed per request is expensive (a new
-        backend process on PostgreSQL), so the pool should hold what a busy worker uses at once."""
+        """Connections are opened on demand; up to `pool_size` stay open once opened, and bursts
+        open up to a quarter as many again, closed when given back. A connection opened and
+        closed per request is expensive (a new backend process on PostgreSQL), so the pool should
+        hold what a busy worker uses at once."""
         self.url = async_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         options: dict[str, Any] = {
             "pool_pre_ping": False,
             "pool_size": pool_size,
-            "max_overflow": pool_size // 2,
+            "max_overflow": pool_size // 4,
             "pool_timeout": 5,
         }
         if self.is_sqlite:

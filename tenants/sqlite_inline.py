@@ -61,11 +61,17 @@ class _InlineCursor(AsyncAdapt_dbapi_cursor):
 
 
 class InlineConnection(AsyncAdapt_dbapi_connection):
-    """A `sqlite3` connection behind SQLAlchemy's asyncio connection interface (see the module)."""
+    """A `sqlite3` connection behind SQLAlchemy's asyncio connection interface (see the module).
+    Streamed results (`stream()`, `yield_per`) get the same cursor: the rows are local anyway."""
 
-    __slots__ = ()
+    __slots__ = ("_closed",)
     _cursor_cls = _InlineCursor
+    _ss_cursor_cls = _InlineCursor  # type: ignore[assignment]  # buffered rows serve streaming too
     _connection: sqlite3.Connection  # type: ignore[assignment]
+
+    def __init__(self, dbapi: Any, connection: sqlite3.Connection) -> None:
+        super().__init__(dbapi, connection)  # type: ignore[arg-type]  # sync: this class is the async face
+        self._closed = False
 
     @property
     def isolation_level(self) -> str | None:
@@ -79,16 +85,19 @@ class InlineConnection(AsyncAdapt_dbapi_connection):
         self._connection.create_function(*args, **kwargs)
 
     def commit(self) -> None:
-        self._connection.commit()
+        if not self._closed:
+            self._connection.commit()
 
     def rollback(self) -> None:
-        self._connection.rollback()
+        if not self._closed:  # as aiosqlite's adapter: a closed connection has nothing to undo
+            self._connection.rollback()
 
     def close(self) -> None:
+        self._closed = True
         self._connection.close()
 
     def terminate(self) -> None:
-        self._connection.close()
+        self.close()
 
 
 def inline_creator(database: str, **options: Any) -> Callable[[], InlineConnection]:

@@ -58,7 +58,7 @@ def answering(raw: bytes) -> Handler:
     return handle
 
 
-async def test_a_request_goes_out_as_given_and_its_answer_comes_back() -> None:
+async def test_a_request_goes_out_with_its_headers_and_its_answer_comes_back() -> None:
     heads: list[bytes] = []
 
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -157,3 +157,36 @@ async def test_the_order_query_sees_a_garbled_answer_as_unavailable() -> None:
     async with serving(answering(b"garbage\r\n\r\n")) as url, outbound_client(timeout=httpx.Timeout(5.0)) as client:
         with pytest.raises(OrderQueryUnavailableError):
             await OrderQueryClient(client).query(endpoint=url, ak="ak", sk="sk", order_id="CS1", order_line_id=None)
+
+
+async def test_a_post_carries_its_body() -> None:
+    received: list[bytes] = []
+
+    async def read_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await _request_head(reader)
+        length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))[15:])
+        received.append(await reader.readexactly(length))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+
+    async with serving(read_body) as url, outbound_client(timeout=httpx.Timeout(5.0)) as client:
+        response = await client.post(f"{url}/marketgate/v1/provision", content=b'{"instanceId":"i-1"}')
+    assert (response.status_code, received) == (200, [b'{"instanceId":"i-1"}'])
+
+
+async def test_a_proxy_named_by_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    targets: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        targets.append((await _request_head(reader)).split(b"\r\n")[0])
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+
+    async with serving(proxy) as proxy_url:
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        async with outbound_client(timeout=httpx.Timeout(5.0)) as client:
+            response = await client.get("http://order-api.example/api/query?orderId=CS1")
+    assert response.status_code == 200
+    assert targets == [b"GET http://order-api.example/api/query?orderId=CS1 HTTP/1.1"]

@@ -329,7 +329,6 @@ class HttpAdapter:
             base_url=self.settings.url,
             timeout=httpx.Timeout(self.settings.timeout_s),
             transport=transport,
-            follow_redirects=False,
             headers={"user-agent": "MarketGate-http-adapter/1"},
         )
 

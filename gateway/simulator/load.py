@@ -205,6 +205,8 @@ async def drive(
         while next_index < end_index and clock() < stop_starting_at:
             index, next_index = next_index, next_index + 1
             due = started + (index - first_index) / rate if rate is not None else None
+            if due is not None and due >= stop_starting_at:
+                return  # due after the duration: never sent
             if due is not None and due > clock():
                 await anyio.sleep(due - clock())
             request = factory(client, index)

@@ -55,6 +55,14 @@ def test_an_empty_secret_source_is_refused(tmp_path: Path, monkeypatch: pytest.M
             parse_products({"products": {"a": {"name": "A", "adapter": "demo", **source}}}, base_dir=tmp_path)
 
 
+def test_an_open_api_endpoint_with_credentials_is_refused() -> None:
+    # the order query is AK/SK signed; user:password in its address would be sent along (or refused)
+    with pytest.raises(ValidationError, match="open_api_endpoint"):
+        ProductConfig.model_validate(
+            {"name": "A", "adapter": "demo", "access_key": NEW_KEY, "open_api_endpoint": "https://u:p@mkt.example.com"}
+        )
+
+
 @pytest.fixture
 async def rotating_app(backend: Backend, tmp_path: Path, store: Store) -> AsyncIterator[Starlette]:
     backend.reset()

@@ -191,6 +191,16 @@ async def test_paced_latency_counts_from_when_a_request_was_due() -> None:
     assert result.latencies_ms == pytest.approx([250 + 150 * n for n in range(5)])
 
 
+async def test_paced_requests_due_after_the_duration_are_never_sent() -> None:
+    seen: list[int] = []
+    async with asgi_client(app_answering(lambda _: None, seen)) as client:
+        result = await drive(client, indexed, concurrency=4, count=100, check=answered(), rate=10, duration_s=0.25)
+
+    # due at 0, 0.1 and 0.2 s; the fourth would be due at 0.3 s, after the duration
+    assert sorted(seen) == [0, 1, 2]
+    assert (result.sent, result.not_sent) == (3, 97)
+
+
 async def test_a_rate_must_be_positive() -> None:
     async with asgi_client(app_answering(lambda _: None, [])) as client:
         with pytest.raises(ValueError, match="rate must be positive"):

@@ -1,6 +1,7 @@
 """Reading instances for queryInstance: what is answered, and how SQLite finds it."""
 
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,7 @@ async def test_sqlite_looks_the_asked_instances_up_by_their_key_not_by_status(tm
         await database.dispose()
     assert [instance_id for instance_id, _ in found] == asked
     [(statement, parameters)] = sent
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection:
         plan = " ".join(row[-1] for row in connection.execute(f"EXPLAIN QUERY PLAN {statement}", parameters))
     assert "(product=? AND instance_id=?)" in plan, plan
     assert "status" not in plan, plan

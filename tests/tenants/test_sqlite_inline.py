@@ -42,7 +42,7 @@ async def test_commits_run_on_the_loop_thread(database: Database) -> None:
             inline = (await connection.get_raw_connection()).dbapi_connection
             assert isinstance(inline, InlineConnection)
             driver = inline._connection
-            inline._connection = _CommitWatcher(driver, committed_in)  # type: ignore[assignment]
+            inline._connection = _CommitWatcher(driver, committed_in)
         inline._connection = driver  # the block's end committed through the watcher
         assert committed_in == [threading.get_ident()]
     finally:
@@ -85,3 +85,13 @@ class _CommitWatcher:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.wrapped, name)
+
+
+async def test_results_can_be_streamed(database: Database) -> None:
+    try:
+        async with database.reader() as session:
+            connection = await session.connection()
+            result = await connection.stream(text("SELECT 1 UNION ALL SELECT 2"))
+            assert [row async for (row,) in result] == [1, 2]
+    finally:
+        await database.dispose()
