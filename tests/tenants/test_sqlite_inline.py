@@ -1,5 +1,6 @@
 """SQLite statements and commits run on the event loop's thread; errors reach the caller."""
 
+import asyncio
 import threading
 from pathlib import Path
 from typing import Any
@@ -93,5 +94,23 @@ async def test_results_can_be_streamed(database: Database) -> None:
             connection = await session.connection()
             result = await connection.stream(text("SELECT 1 UNION ALL SELECT 2"))
             assert [row async for (row,) in result] == [1, 2]
+    finally:
+        await database.dispose()
+
+
+async def test_ending_a_transaction_never_hands_the_loop_over(database: Database) -> None:
+    """Commit, close and the writer lock's release all happen in place: no other task runs while
+    the writer lock is held on the way out (a hand-off made every other writer wait a round trip)."""
+    loop = asyncio.get_running_loop()
+    others_ran: list[str] = []
+    try:
+        for ending in (database.transaction, database.reader):
+            async with ending() as session:
+                await (await session.connection()).execute(text("SELECT 1"))
+                loop.call_soon(others_ran.append, ending.__name__)
+            assert others_ran == []
+            await asyncio.sleep(0)
+            assert others_ran == [ending.__name__]
+            others_ran.clear()
     finally:
         await database.dispose()
