@@ -31,7 +31,7 @@ from gateway.products import Product, app_info_fields
 from gateway.worker import Finished, JobHandler, PermanentJobError
 from tenants import instances, jobs
 from tenants.database import Database
-from tenants.models import Instance, InstanceStatus, Job
+from tenants.models import LIVE_STATUSES, Instance, InstanceStatus, Job
 from tenants.secretbox import SecretBox
 
 log = structlog.get_logger(__name__)
@@ -153,7 +153,10 @@ class InstanceJobs:
             "failure_reason": None,
         }
         async with self._database.transaction() as session:
-            if not await self._leave_provisioning(session, product, instance, InstanceStatus.ACTIVE, changes=changes):
+            activated = await self._leave_provisioning(
+                session, product, instance, InstanceStatus.ACTIVE, changes=changes, activity="provisioned"
+            )
+            if not activated:
                 return None
             successor_due = await jobs.finish_job(session, job=job, now=self._clock.now())
         log.info("instance_provisioned", product=product.slug, instance_id=instance.instance_id)
@@ -182,7 +185,7 @@ class InstanceJobs:
         status: InstanceStatus,
         *,
         changes: dict[str, Any],
-        activity: str = "provisioned",
+        activity: str,
         detail: dict[str, Any] | None = None,
     ) -> bool:
         """The instance, if still provisioning, becomes `status`; False if something else moved it."""
@@ -231,7 +234,7 @@ class InstanceJobs:
 
     async def set_status(self, job: Job) -> None:
         loaded = await self._load(job)
-        if loaded is None or loaded[1].status not in (InstanceStatus.ACTIVE, InstanceStatus.FROZEN):
+        if loaded is None or loaded[1].status not in LIVE_STATUSES:
             return
         product, instance = loaded
         if product.reaches_adapter(is_test=instance.is_test):

@@ -25,6 +25,7 @@ from graphql_api.reconcile import ReconcileError
 from graphql_api.types import Info, InstanceNode, JobNode
 from tenants import operations, organization, roles
 from tenants.errors import InstanceNotFoundError
+from tenants.models import LIVE_STATUSES
 
 
 @strawberry.type(description="The job was put back to run now.")
@@ -176,7 +177,7 @@ class Mutation:
             instance = await operations.get_instance(session, caller=caller, product=product, instance_id=instance_id)
         if instance is None:
             return NotFoundError.of("instance")
-        if instance.status not in operations.RECONCILABLE:
+        if instance.status not in LIVE_STATUSES:
             return InstanceNotReconcilableError.of(instance.status.value)
         try:
             # Asked outside any transaction: an adapter may be slow, and holds no lock meanwhile.

@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tenants.errors import InvalidTransitionError
-from tenants.models import Instance, InstanceEvent, InstanceStatus
+from tenants.models import LIVE_STATUSES, Instance, InstanceEvent, InstanceStatus
 
 _TRANSITIONS: dict[InstanceStatus, frozenset[InstanceStatus]] = {
     InstanceStatus.PROVISIONING: frozenset({InstanceStatus.ACTIVE, InstanceStatus.FAILED, InstanceStatus.RELEASED}),
@@ -38,7 +38,6 @@ _APP_INFO = select(_INSTANCES.c.instance_id, _INSTANCES.c.status, _INSTANCES.c.a
     _INSTANCES.c.product == bindparam("b_product"),
     _INSTANCES.c.instance_id.in_(bindparam("b_instances", expanding=True)),
 )
-_LIVE = frozenset({InstanceStatus.ACTIVE, InstanceStatus.FROZEN})
 _INSERT_INSTANCE = {
     is_postgresql: insert(_INSTANCES).on_conflict_do_nothing().returning(_INSTANCES.c.id)
     for is_postgresql, insert in ((False, sqlite_insert), (True, postgresql_insert))
@@ -79,7 +78,7 @@ async def list_live_app_info(
     connection = await session.connection()
     rows = await connection.execute(_APP_INFO, {"b_product": product, "b_instances": list(instance_ids)})
     found: dict[str, dict[str, Any]] = {
-        instance_id: dict(app_info) for instance_id, status, app_info in rows if app_info and status in _LIVE
+        instance_id: dict(app_info) for instance_id, status, app_info in rows if app_info and status in LIVE_STATUSES
     }
     return [(instance_id, found[instance_id]) for instance_id in dict.fromkeys(instance_ids) if instance_id in found]
 

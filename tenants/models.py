@@ -56,6 +56,11 @@ class InstanceStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+LIVE_STATUSES = frozenset({InstanceStatus.ACTIVE, InstanceStatus.FROZEN})
+"""The statuses of an instance that exists for its buyer: queryInstance answers it, an operator
+may reconcile it, the adapter is told its state."""
+
+
 class Instance(SQLModel, table=True):
     """A purchased instance of a product, keyed by the marketplace's order line."""
 

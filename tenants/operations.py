@@ -27,12 +27,10 @@ from tenants.admin import (
     products_clause,
 )
 from tenants.errors import InstanceNotFoundError, TenantsError
-from tenants.models import CallLogEntry, Instance, InstanceEvent, InstanceStatus, Job, JobState
+from tenants.models import LIVE_STATUSES, CallLogEntry, Instance, InstanceEvent, InstanceStatus, Job, JobState
 
 InstanceKey = tuple[str, str]
 """(product, instance_id): an instance id is only meaningful within its product."""
-
-RECONCILABLE = frozenset({InstanceStatus.ACTIVE, InstanceStatus.FROZEN})
 
 
 class JobNotFoundError(TenantsError):
@@ -184,7 +182,7 @@ async def repair_instance_app_info(
     instance = (await session.exec(query.with_for_update())).first()
     if instance is None:
         raise InstanceNotFoundError(f"no instance {instance_id!r} of {product!r}")
-    if instance.status not in RECONCILABLE:
+    if instance.status not in LIVE_STATUSES:
         raise InstanceNotReconcilableError(instance.status)
     changed = app_info is not None and app_info != instance.app_info
     fields = sorted(set(app_info or {}) | set(instance.app_info or {})) if changed else []
