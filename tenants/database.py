@@ -2,8 +2,12 @@
 
 SQLite (the embedded default) takes one writer at a time; writers in this process queue on
 an asyncio lock instead of spinning on SQLITE_BUSY, and other processes wait on
-`busy_timeout`. Its statements run on the event loop's thread (`tenants.sqlite_inline`).
-PostgreSQL takes concurrent writers and row locks.
+`busy_timeout`. Its statements run on the event loop's thread (`tenants.sqlite_inline`), and
+its commits reach the disk in batches (`tenants.group_commit`). PostgreSQL takes concurrent
+writers and row locks.
+
+Either way, a transaction's block ends only once its commit is on disk, and a reader's once
+every commit it could have seen is.
 """
 
 import asyncio
@@ -20,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tenants.errors import DatabaseUnavailableError
+from tenants.group_commit import GroupCommit
 from tenants.sqlite_inline import inline_creator
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
@@ -46,7 +51,7 @@ def sync_url(url: str) -> URL:
     return parsed.set(drivername=_SYNC_DRIVERS[_backend(parsed)])
 
 
-def _prepare_sqlite(engine: AsyncEngine) -> None:
+def _prepare_sqlite(engine: AsyncEngine, group_commit: GroupCommit) -> None:
     database = engine.url.database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -55,8 +60,16 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        # FULL: a call is answered only once its commit is on disk, power loss included.
-        cursor.execute("PRAGMA synchronous=FULL")
+        journal_mode = cursor.fetchone()[0]
+        cursor.execute("PRAGMA database_list")
+        database_file = next(row[2] for row in cursor.fetchall() if row[1] == "main")
+        if journal_mode == "wal" and database_file:
+            # A commit does not sync the log; `GroupCommit` syncs it once for many commits,
+            # before any of their transactions ends: answered still means on disk.
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            group_commit.watch(Path(database_file))
+        else:  # no log to sync for them (an in-memory database): every commit syncs itself
+            cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -84,8 +97,9 @@ class Database:
         else:
             options["connect_args"] = {"connect_timeout": 5}
         self.engine = create_async_engine(self.url, **options)
+        self._group_commit = GroupCommit()
         if self.is_sqlite:
-            _prepare_sqlite(self.engine)
+            _prepare_sqlite(self.engine, self._group_commit)
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         # PostgreSQL readers run each statement on its own (autocommit): no BEGIN before the first
         # and no ROLLBACK after the last, two round trips less per read; under READ COMMITTED every
@@ -96,16 +110,26 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session whose work is committed when the block ends, rolled back on error."""
-        async with self._sqlite_writer if self.is_sqlite else nullcontext():
-            async with self._translated_errors(), self._session(self._sessions) as session, session.begin():
-                yield session
+        """A session whose work is committed, and on disk, when the block ends; rolled back on error.
+
+        SQLite's writer lock is given back before the wait for the disk, so the next writer
+        commits meanwhile and its commit joins the next sync."""
+        async with self._translated_errors():
+            async with self._sqlite_writer if self.is_sqlite else nullcontext():
+                async with self._session(self._sessions) as session, session.begin():
+                    yield session
+                commit = self._group_commit.committed()
+            await self._group_commit.durable(commit)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:
-        """A session for reading only (each statement on its own: nothing it writes is kept back)."""
-        async with self._translated_errors(), self._session(self._readers) as session:
-            yield session
+        """A session for reading only (each statement on its own: nothing it writes is kept back).
+        The block ends once every commit it could have read is on disk, so that nothing is
+        answered from a commit that a power loss could still undo."""
+        async with self._translated_errors():
+            async with self._session(self._readers) as session:
+                yield session
+            await self._group_commit.durable(self._group_commit.last_commit)
 
     @asynccontextmanager
     async def _session(self, sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:

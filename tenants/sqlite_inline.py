@@ -9,15 +9,14 @@ and gives it connections of its own that call `sqlite3` directly (`inline_creato
 statement one greenlet switch (SQLAlchemy's asyncio layer insists on one per execute) instead
 of three round trips through a thread.
 
-Commits too. A commit syncs the write-ahead log (`synchronous=FULL`: answered means on disk),
-which takes a fraction of a millisecond on an idle disk and a few under heavy I/O. Handing it
-to a thread did not pay: the worker thread waits for the GIL while the loop runs Python (up to
-the switch interval, twice per commit), and it does so holding SQLite's one write lock, so
-every writer queued behind it. In one comparison with `bench.basic_calls` (on a loaded
-machine), the worker spent about a sixth less CPU per newInstance with commits in place.
+Commits too. A commit appends to the write-ahead log without syncing it
+(`tenants.group_commit` syncs it once for many commits). Handing commits to a thread did not
+pay when each synced the log: the worker thread waits for the GIL while the loop runs Python
+(up to the switch interval, twice per commit), and it does so holding SQLite's one write lock,
+so every writer queued behind it.
 
-The price is that the loop waits meanwhile: on the disk during a commit, and on SQLite's file
-lock when another *process* writes (up to `busy_timeout`). The embedded database serves one
+The price is that the loop waits meanwhile: on the disk during a statement or a sync, and on
+SQLite's file lock when another *process* writes (up to `busy_timeout`). The embedded database serves one
 MarketGate process; its writers queue on `Database`'s lock and so never wait on the file lock.
 """
 
