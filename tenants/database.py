@@ -68,7 +68,7 @@ def _prepare_sqlite(engine: AsyncEngine, group_commit: GroupCommit) -> None:
             # before any of their transactions ends: answered still means on disk.
             cursor.execute("PRAGMA synchronous=NORMAL")
             group_commit.watch(Path(database_file))
-        else:  # no log to sync for them (an in-memory database): every commit syncs itself
+        else:  # no log to sync (an in-memory database, or no WAL): every commit syncs itself
             cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=5000")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -113,8 +113,11 @@ class Database:
         """A session whose work is committed, and on disk, when the block ends; rolled back on error.
 
         SQLite's writer lock is given back before the wait for the disk, so the next writer
-        commits meanwhile and its commit joins the next sync."""
+        commits meanwhile and its commit joins the next sync. A caller cancelled during that
+        wait has committed all the same (as one cancelled while PostgreSQL answers a COMMIT may
+        have): its work must be idempotent, as every retried call's is."""
         async with self._translated_errors():
+            self._group_commit.check()
             async with self._sqlite_writer if self.is_sqlite else nullcontext():
                 async with self._session(self._sessions) as session, session.begin():
                     yield session
@@ -127,6 +130,7 @@ class Database:
         The block ends once every commit it could have read is on disk, so that nothing is
         answered from a commit that a power loss could still undo."""
         async with self._translated_errors():
+            self._group_commit.check()
             async with self._session(self._readers) as session:
                 yield session
             await self._group_commit.durable(self._group_commit.last_commit)
@@ -163,7 +167,9 @@ class Database:
             raise
 
     async def ping(self) -> bool:
-        """True when the database answers a trivial query."""
+        """True when the database answers a trivial query (and no sync of its log has failed)."""
+        if self._group_commit.failed:
+            return False
         try:
             async with self.engine.connect() as connection:
                 await asyncio.wait_for(connection.execute(text("SELECT 1")), timeout=2)

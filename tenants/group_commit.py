@@ -2,22 +2,31 @@
 
 With `synchronous=FULL` every SQLite commit syncs the write-ahead log before it returns. That
 sync is the most expensive step of a small transaction, and it happens on the event loop's
-thread (`tenants.sqlite_inline`) while the writer holds the one write lock: three syncs in a
-row for each newInstance, and every other call waiting meanwhile.
+thread (`tenants.sqlite_inline`) while the writer holds the one write lock: a newInstance
+commits three times, and every other call waited meanwhile.
 
-So MarketGate runs a WAL database at `synchronous=NORMAL`: a commit appends its frames to the
-log and returns, and SQLite itself syncs only around checkpoints (the log before one, the
-database after it). Such a commit survives a crash of the process but not, on its own, a
-power loss. `GroupCommit` adds what `FULL` would have done, once for many commits: `Database`
-reports each commit (`committed`) and, before the transaction's block ends, waits (`durable`)
-until a sync of the log file that began after that commit has finished. The sync runs as a
-callback of the event loop, after the callbacks already due: every commit made by then shares
-it, and commits made later wait for the next one. The log only grows between checkpoints, so
-one sync of it covers every commit appended before; the first sync of a new log file also
-syncs its directory, as SQLite does.
+So MarketGate runs a WAL database at `synchronous=NORMAL`: a commit writes its frames to the
+log and returns. SQLite itself then syncs only the log's header when it starts or restarts a
+log (and the directory when it creates one), the log before a checkpoint and the database
+after it. Such a commit survives a crash of the process but not, on its own, a power loss.
+`GroupCommit` adds what `FULL` would have done, once for many commits: `Database` reports each
+commit (`committed`) and, before the transaction's block ends, waits (`durable`) until a sync
+of the log file that began after that commit has finished. The sync runs as a callback of the
+event loop, after the callbacks already due: every commit made by then shares it, and commits
+made later wait for the next one. A sync flushes every page of the file written before it, so
+it covers every commit counted before it began.
+
+A failed sync is final. Linux may drop the pages that failed to reach the disk and report
+success to the next sync, so no later sync can vouch for them: from then on every transaction
+and reader of this `Database` is refused (`DatabaseUnavailableError`), and readiness fails,
+until MarketGate is restarted and SQLite recovers the database from what is on disk.
+
+Commits are counted per `Database` object: a reader waits for the commits of its own object,
+not for those another object (or process) made to the same file.
 """
 
 import asyncio
+import errno
 import os
 from pathlib import Path
 
@@ -33,14 +42,24 @@ class GroupCommit:
         self._log_path: Path | None = None
         self._committed = 0
         self._synced = 0
-        self._synced_log: int | None = None  # inode of the log file last synced
-        self._next: asyncio.Future[Exception | None] | None = None
+        self._next: asyncio.Future[None] | None = None
+        self._failure: str | None = None
         self.syncs = 0
         """How many syncs have run."""
 
     def watch(self, database_file: Path) -> None:
         """Sync the write-ahead log of `database_file` (an absolute path) for every commit."""
         self._log_path = database_file.with_name(database_file.name + "-wal")
+
+    @property
+    def failed(self) -> bool:
+        """True once a sync has failed (see the module): nothing may be read or written."""
+        return self._failure is not None
+
+    def check(self) -> None:
+        """Raise OSError if a sync has failed."""
+        if self._failure is not None:
+            raise OSError(errno.EIO, f"an earlier sync of the database log failed ({self._failure}); restart")
 
     @property
     def last_commit(self) -> int:
@@ -55,29 +74,30 @@ class GroupCommit:
     async def durable(self, commit: int) -> None:
         """Return once commit number `commit` (and every earlier one) is on disk.
 
-        Raises OSError when the sync fails. A caller cancelled while it waits leaves the sync to
-        run for the others."""
+        Raises OSError when the sync fails, or failed before. A caller cancelled while it waits
+        leaves the sync to run for the others."""
+        loop = asyncio.get_running_loop()
         while self._synced < commit and self._log_path is not None:
-            if self._next is None:
-                loop = asyncio.get_running_loop()
+            self.check()
+            if self._next is None or self._next.get_loop() is not loop:  # none, or of a loop gone
                 self._next = loop.create_future()
                 loop.call_soon(self._sync, self._next)
-            failure = await asyncio.shield(self._next)
-            if failure is not None:
-                raise failure
+            await asyncio.shield(self._next)
 
-    def _sync(self, done: "asyncio.Future[Exception | None]") -> None:
-        self._next = None
+    def _sync(self, done: "asyncio.Future[None]") -> None:
+        if self._next is done:
+            self._next = None
         covered = self._committed  # every commit counted so far has written its frames
         try:
-            if self._log_path is not None:
+            if self._failure is None and self._log_path is not None:
                 self._sync_log(self._log_path)
-        except Exception as exc:  # every waiter gets it; none may be left waiting
-            done.set_result(exc)
-            return
-        self._synced = max(self._synced, covered)
-        self.syncs += 1
-        done.set_result(None)
+        except Exception as exc:  # any failure is final (see the module)
+            self._failure = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        else:
+            if self._failure is None:
+                self._synced = max(self._synced, covered)
+                self.syncs += 1
+        done.set_result(None)  # each waiter looks at the outcome itself: a fresh error each
 
     def _sync_log(self, log_path: Path) -> None:
         try:
@@ -88,13 +108,5 @@ class GroupCommit:
             return
         try:
             os.fsync(descriptor)
-            inode = os.fstat(descriptor).st_ino
         finally:
             os.close(descriptor)
-        if inode != self._synced_log:
-            directory = os.open(log_path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
-            self._synced_log = inode
