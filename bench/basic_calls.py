@@ -32,9 +32,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -290,36 +291,32 @@ async def activity_phases(
     """Capacity on the bare route, then on MarketGate; then MarketGate's latency at the target
     load (`--rate`, or the activity's ratio target times the bare route's capacity).
 
-    Every phase after the first takes request indices after those MarketGate's phases used,
-    so each newInstance is a new order."""
+    The bare route stores nothing, so both capacity phases take request indices from 0; the
+    latency phase takes the indices after MarketGate's capacity phase, so each newInstance it
+    sends is a new order."""
     bare, marketgate = servers
-    profile = args.profile / f"{activity}.txt" if args.profile else None
-    bare_capacity = await measure(
-        client, bare, activity, factory_for(bare), args, check=check, first_index=0, warmup=args.warmup
-    )
-    capacity = await measure(
-        client,
-        marketgate,
-        activity,
-        factory_for(marketgate),
-        args,
-        check=check,
-        first_index=0,
-        warmup=args.warmup,
-        profile=profile,
-    )
+
+    def phase(
+        server: ServerProcess, *, first_index: int = 0, rate: float | None = None, profile: Path | None = None
+    ) -> Coroutine[Any, Any, Phase]:
+        warmup = args.warmup if rate is None else 0  # the latency phase follows a capacity phase
+        return measure(
+            client,
+            server,
+            activity,
+            factory_for(server),
+            args,
+            check=check,
+            first_index=first_index,
+            warmup=warmup,
+            rate=rate,
+            profile=profile,
+        )
+
+    bare_capacity = await phase(bare)
+    capacity = await phase(marketgate, profile=args.profile / f"{activity}.txt" if args.profile else None)
     target_load = args.rate or TARGETS[activity].min_ratio * bare_capacity.result.throughput
-    at_load = await measure(
-        client,
-        marketgate,
-        activity,
-        factory_for(marketgate),
-        args,
-        check=check,
-        first_index=args.warmup + capacity.result.sent,
-        warmup=0,
-        rate=target_load,
-    )
+    at_load = await phase(marketgate, first_index=args.warmup + capacity.result.sent, rate=target_load)
     return [bare_capacity, capacity, at_load]
 
 

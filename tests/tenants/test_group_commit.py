@@ -3,7 +3,7 @@
 import asyncio
 import errno
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -44,13 +44,13 @@ def syncs(monkeypatch: pytest.MonkeyPatch) -> Syncs:
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Database:
-    return Database(f"sqlite:///{tmp_path / 'group.db'}")
-
-
-async def _create_table(database: Database) -> None:
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    """A database file with a table `t` (name TEXT), its creation already synced."""
+    database = Database(f"sqlite:///{tmp_path / 'group.db'}")
     async with database.transaction() as session:
         await (await session.connection()).execute(text("CREATE TABLE t (name TEXT)"))
+    yield database
+    await database.dispose()
 
 
 async def _insert(database: Database, name: str, *, then: Callable[[], None] = lambda: None) -> None:
@@ -71,111 +71,88 @@ def _log_size(tmp_path: Path) -> int:
 async def test_a_transaction_ends_only_once_a_sync_of_the_log_covers_its_commit(
     database: Database, syncs: Syncs, tmp_path: Path
 ) -> None:
-    try:
-        await _create_table(database)
-        at_end: list[tuple[int, int]] = []  # (log size, log syncs) when the block had ended
-        await _insert(database, "a", then=lambda: at_end.append((_log_size(tmp_path), len(syncs.of_log()))))
-        # The log was synced after the insert's commit had written its frames, before the block ended
-        log_size, log_syncs = at_end[0]
-        assert log_syncs == 2
-        assert syncs.of_log()[-1] == log_size > syncs.of_log()[0]
-        # And the database file runs with synchronous=NORMAL: SQLite itself does not sync each commit
-        async with database.reader() as session:
-            level = (await (await session.connection()).execute(text("PRAGMA synchronous"))).scalar_one()
-        assert level == 1
-    finally:
-        await database.dispose()
+    size_before = _log_size(tmp_path)
+    at_end: list[tuple[int, list[int]]] = []  # (log size, sizes synced) when the block had ended
+    await _insert(database, "a", then=lambda: at_end.append((_log_size(tmp_path), syncs.of_log())))
+    # The log was synced once, after the insert's commit had written its frames, before the block ended
+    log_size, synced = at_end[0]
+    assert synced == [log_size]
+    assert log_size > size_before
+    # And the database file runs with synchronous=NORMAL: SQLite itself does not sync each commit
+    async with database.reader() as session:
+        level = (await (await session.connection()).execute(text("PRAGMA synchronous"))).scalar_one()
+    assert level == 1
 
 
 async def test_concurrent_writers_share_syncs(database: Database, syncs: Syncs) -> None:
-    try:
-        await _create_table(database)
-        before = len(syncs.of_log())
-        await asyncio.gather(*(_insert(database, f"n{index}") for index in range(20)))
-        shared = len(syncs.of_log()) - before
-        assert 1 <= shared < 20
-        assert await _count(database) == 20
-    finally:
-        await database.dispose()
+    before = len(syncs.of_log())
+    await asyncio.gather(*(_insert(database, f"n{index}") for index in range(20)))
+    shared = len(syncs.of_log()) - before
+    assert 1 <= shared < 20
+    assert await _count(database) == 20
 
 
 async def test_a_failed_sync_is_final(database: Database, syncs: Syncs) -> None:
     """Linux may drop pages that failed to reach the disk and report the next sync a success, so
     after a failed sync nothing more is read or written, and readiness fails."""
-    try:
-        await _create_table(database)
-        assert await database.ping()
-        syncs.failures.append(OSError(errno.EIO, "Input/output error"))
-        with pytest.raises(DatabaseUnavailableError, match="Input/output error"):
-            await _insert(database, "a")
-        for attempt in (lambda: _insert(database, "b"), lambda: _count(database)):
-            with pytest.raises(DatabaseUnavailableError, match="earlier sync of the database log failed"):
-                await attempt()
-        assert not await database.ping()
-    finally:
-        await database.dispose()
+    assert await database.ping()
+    syncs.failures.append(OSError(errno.EIO, "Input/output error"))
+    with pytest.raises(DatabaseUnavailableError, match="Input/output error"):
+        await _insert(database, "a")
+    for attempt in (lambda: _insert(database, "b"), lambda: _count(database)):
+        with pytest.raises(DatabaseUnavailableError, match="earlier sync of the database log failed"):
+            await attempt()
+    assert not await database.ping()
 
 
 async def test_a_writer_cancelled_while_it_waits_leaves_the_sync_to_the_others(
     database: Database, syncs: Syncs
 ) -> None:
-    try:
-        await _create_table(database)
-        before = len(syncs.of_log())
-        ended: list[str] = []
-        first = asyncio.create_task(_insert(database, "a", then=lambda: ended.append("a")))
-        second = asyncio.create_task(_insert(database, "b", then=lambda: ended.append("b")))
-        await asyncio.sleep(0)  # both committed, both wait for the sync the first one asked for
-        first.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await first
-        await second
-        assert ended == ["b"]
-        assert len(syncs.of_log()) == before + 1
-        async with database.reader() as session:
-            names = (await (await session.connection()).execute(text("SELECT name FROM t ORDER BY name"))).scalars()
-            assert list(names) == ["a", "b"]
-    finally:
-        await database.dispose()
+    before = len(syncs.of_log())
+    ended: list[str] = []
+    first = asyncio.create_task(_insert(database, "a", then=lambda: ended.append("a")))
+    second = asyncio.create_task(_insert(database, "b", then=lambda: ended.append("b")))
+    await asyncio.sleep(0)  # both committed, both wait for the sync the first one asked for
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await second
+    assert ended == ["b"]
+    assert len(syncs.of_log()) == before + 1
+    async with database.reader() as session:
+        names = (await (await session.connection()).execute(text("SELECT name FROM t ORDER BY name"))).scalars()
+        assert list(names) == ["a", "b"]
 
 
 async def test_a_reader_ends_only_once_what_it_could_have_seen_is_synced(database: Database, syncs: Syncs) -> None:
-    try:
-        await _create_table(database)
-        before = len(syncs.of_log())
-        writer = asyncio.create_task(_insert(database, "a"))
-        await asyncio.sleep(0)  # the writer has committed and waits for the sync it asked for
-        async with database.reader() as session:
-            names = (await (await session.connection()).execute(text("SELECT name FROM t"))).scalars().all()
-        synced_when_the_reader_ended = len(syncs.of_log()) - before
-        await writer
-        assert names == ["a"]
-        assert synced_when_the_reader_ended == 1
-    finally:
-        await database.dispose()
+    before = len(syncs.of_log())
+    writer = asyncio.create_task(_insert(database, "a"))
+    await asyncio.sleep(0)  # the writer has committed and waits for the sync it asked for
+    async with database.reader() as session:
+        names = (await (await session.connection()).execute(text("SELECT name FROM t"))).scalars().all()
+    synced_when_the_reader_ended = len(syncs.of_log()) - before
+    await writer
+    assert names == ["a"]
+    assert synced_when_the_reader_ended == 1
 
 
 async def test_a_commit_counts_only_once_it_has_happened(database: Database, syncs: Syncs, tmp_path: Path) -> None:
     """A sync that another caller asks for while a writer's block still runs does not cover
     that writer's commit: the writer waits for a sync after it."""
-    try:
-        await _create_table(database)
-        at_end: list[tuple[int, int]] = []
+    at_end: list[tuple[int, int]] = []
 
-        async def slow_writer() -> None:
-            async with database.transaction() as session:
-                await asyncio.sleep(0.01)  # a reader's wait (and its sync) happens meanwhile
-                await (await session.connection()).execute(text("INSERT INTO t (name) VALUES ('slow')"))
-            at_end.append((_log_size(tmp_path), syncs.of_log()[-1]))
+    async def slow_writer() -> None:
+        async with database.transaction() as session:
+            await asyncio.sleep(0.01)  # a reader's wait (and its sync) happens meanwhile
+            await (await session.connection()).execute(text("INSERT INTO t (name) VALUES ('slow')"))
+        at_end.append((_log_size(tmp_path), syncs.of_log()[-1]))
 
-        writer = asyncio.create_task(slow_writer())
-        await asyncio.sleep(0)
-        await _count(database)
-        await writer
-        log_size, last_synced_size = at_end[0]
-        assert last_synced_size == log_size
-    finally:
-        await database.dispose()
+    writer = asyncio.create_task(slow_writer())
+    await asyncio.sleep(0)
+    await _count(database)
+    await writer
+    log_size, last_synced_size = at_end[0]
+    assert last_synced_size == log_size
 
 
 async def test_without_a_log_to_watch_commits_are_durable_as_they_return(syncs: Syncs) -> None:
