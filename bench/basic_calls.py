@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,7 +139,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile",
         type=Path,
         metavar="DIR",
-        help="record the MarketGate worker with py-spy during its measured phases (raw stacks into DIR)",
+        help="record the MarketGate worker with py-spy during its measured phases (raw stacks into "
+        "DIR/<activity>-capacity.txt and DIR/<activity>-at-load.txt)",
+    )
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="leave every process free to run on any CPU (default: the servers under test on the first CPU, "
+        "the load generator and the open-API stand-in on the others)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (database, logs)")
     args = parser.parse_args(argv)
@@ -313,10 +320,15 @@ async def activity_phases(
             profile=profile,
         )
 
+    def profile(name: str) -> Path | None:
+        return args.profile / f"{activity}-{name}.txt" if args.profile else None
+
     bare_capacity = await phase(bare)
-    capacity = await phase(marketgate, profile=args.profile / f"{activity}.txt" if args.profile else None)
+    capacity = await phase(marketgate, profile=profile("capacity"))
     target_load = args.rate or TARGETS[activity].min_ratio * bare_capacity.result.throughput
-    at_load = await phase(marketgate, first_index=args.warmup + capacity.result.sent, rate=target_load)
+    at_load = await phase(
+        marketgate, first_index=args.warmup + capacity.result.sent, rate=target_load, profile=profile("at-load")
+    )
     return [bare_capacity, capacity, at_load]
 
 
@@ -397,6 +409,20 @@ def report(phases: list[Phase], args: argparse.Namespace, setup: str) -> None:
     print(f"MarketGate worker RSS {max(phase.rss_mib for phase in worker):.0f} MiB")
 
 
+def pin_cpus(*, under_test: Sequence[ServerProcess], others: Sequence[ServerProcess]) -> str:
+    """The servers under test on one CPU; this process (the load generator) and `others` (the
+    open-API stand-in, which plays the marketplace) on the rest, so that neither side takes CPU
+    time or cache from the other. Returns what was done, for the report."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return "not pinned (one CPU)"
+    for server in under_test:
+        os.sched_setaffinity(server.pid, {cpus[0]})
+    for pid in [0, *(server.pid for server in others)]:
+        os.sched_setaffinity(pid, set(cpus[1:]))
+    return f"servers under test pinned to CPU {cpus[0]}, load generator and open-API stand-in to the rest"
+
+
 def run(args: argparse.Namespace, directory: Path) -> tuple[list[Phase], str]:
     """Start the servers in `directory`, run every phase, stop the servers."""
     key = secrets.token_hex(16)
@@ -448,6 +474,9 @@ def run(args: argparse.Namespace, directory: Path) -> tuple[list[Phase], str]:
             open_api.wait_ready(ORDER_QUERY_PATH, timeout_s=30, ready_statuses=(401,))
         bare.wait_ready("/healthz", timeout_s=30)
         marketgate.wait_ready("/readyz", timeout_s=60)
+        if not args.no_pin:
+            others = [server for server in servers if server not in (marketgate, bare)]
+            setup += "; " + pin_cpus(under_test=[marketgate, bare], others=others)
         print(f"{setup}: warm-up {args.warmup}, then up to {args.count} requests or {args.duration:.0f}s per phase")
         phases = asyncio.run(run_phases(args, marketgate, bare, key.encode("ascii")))
     finally:
