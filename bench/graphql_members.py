@@ -186,7 +186,7 @@ async def load_tenant(url: str, args: argparse.Namespace) -> str:
 
     database = Database(url)
     now = datetime.now(UTC)
-    scope = {"product": SLUG, "tenant_id": TENANT, "is_test": False}
+    scope: dict[str, Any] = {"product": SLUG, "tenant_id": TENANT, "is_test": False}
     departments = [
         DepartmentRecord(department_code(n), f"Department {n}", department_code((n - 1) // 10) if n else "")
         for n in range(args.departments)

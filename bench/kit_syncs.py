@@ -52,6 +52,21 @@ from bench._harness import (
     uvicorn_argv,
     verdict,
 )
+from gateway.adapters.contract import (
+    AdapterContext,
+    AdapterError,
+    AppInfo,
+    ChangeCheckRequest,
+    ChangeDecision,
+    DirectoryEvent,
+    InstanceRef,
+    LoginRequest,
+    ProvisionRequest,
+    RenewRequest,
+    SessionEnd,
+    StatusRequest,
+    UpgradeRequest,
+)
 
 SLUG = "bench"
 SCHEMA = "marketgate_bench_kit"
@@ -69,34 +84,38 @@ class NullAdapter:
     """An adapter that accepts everything at once: the bench measures MarketGate, not a product."""
 
     contract_version: ClassVar[int] = 2
-    handles_test_calls: ClassVar[bool] = True
 
-    def __init__(self, settings: Mapping[str, Any], context: Any) -> None:
+    def __init__(self, settings: Mapping[str, Any], context: AdapterContext) -> None:
         self.events = 0
 
-    async def provision(self, request: Any) -> Any:
-        from gateway.adapters.contract import AppInfo
+    @property
+    def handles_test_calls(self) -> bool:
+        return True
 
+    async def provision(self, request: ProvisionRequest) -> AppInfo:
         return AppInfo(front_end_url="https://bench.example.com/")
 
-    async def renew(self, request: Any) -> None: ...
+    async def renew(self, request: RenewRequest) -> None: ...
 
-    async def set_status(self, request: Any) -> None: ...
+    async def set_status(self, request: StatusRequest) -> None: ...
 
-    async def release(self, instance: Any) -> None: ...
+    async def release(self, instance: InstanceRef) -> None: ...
 
-    async def upgrade(self, request: Any) -> None: ...
+    async def upgrade(self, request: UpgradeRequest) -> None: ...
 
-    async def check_change(self, request: Any) -> Any:
-        from gateway.adapters.contract import ChangeDecision
-
+    async def check_change(self, request: ChangeCheckRequest) -> ChangeDecision:
         return ChangeDecision(True)
 
-    async def describe(self, instance: Any) -> None:
+    async def describe(self, instance: InstanceRef) -> None:
         return None
 
-    async def on_directory_event(self, event: Any) -> None:
+    async def on_directory_event(self, event: DirectoryEvent) -> None:
         self.events += 1
+
+    async def on_login(self, request: LoginRequest) -> str:
+        raise AdapterError("the bench's product has no SSO")
+
+    async def on_session_end(self, end: SessionEnd) -> None: ...
 
     async def aclose(self) -> None: ...
 
