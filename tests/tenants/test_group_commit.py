@@ -3,7 +3,6 @@
 import asyncio
 import errno
 import os
-import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -160,35 +159,3 @@ async def test_without_a_log_to_watch_commits_are_durable_as_they_return(syncs: 
     commits = GroupCommit()
     await commits.durable(commits.committed())
     assert syncs.synced == []
-
-
-async def test_the_loop_serves_on_while_the_log_is_synced_and_commits_meanwhile_share_the_next_sync(
-    database: Database, syncs: Syncs, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The sync runs off the event loop; the commits made while it runs wait for one more sync,
-    which starts as soon as it ends, and share it."""
-    started, release = threading.Event(), threading.Event()
-    recorded = syncs.fsync
-
-    def held_fsync(descriptor: int) -> None:
-        started.set()
-        assert release.wait(timeout=10)
-        recorded(descriptor)
-
-    monkeypatch.setattr(os, "fsync", held_fsync)
-    before = len(syncs.of_log())
-    ended: list[str] = []
-    first = asyncio.create_task(_insert(database, "first", then=lambda: ended.append("first")))
-    assert await asyncio.to_thread(started.wait, 10)  # its sync is running, in a thread
-    later = [
-        asyncio.create_task(_insert(database, f"later{index}", then=lambda: ended.append("later")))
-        for index in range(5)
-    ]
-    await asyncio.sleep(0.05)  # the loop runs: the later writers commit while the disk works
-    assert ended == []
-    assert len(syncs.of_log()) == before
-    release.set()
-    await asyncio.gather(first, *later)
-    assert ended == ["first"] + ["later"] * 5
-    assert len(syncs.of_log()) == before + 2
-    assert await _count(database) == 6
