@@ -1,6 +1,7 @@
 """The outbound HTTP client over real sockets: answers, and every failure as an httpx error."""
 
 import asyncio
+import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -151,6 +152,42 @@ async def test_a_certificate_that_is_not_trusted_is_refused(tmp_path: Path) -> N
     async with serving(answer, tls=tls) as url, outbound_client(timeout=httpx.Timeout(5.0)) as client:
         with pytest.raises(httpx.ConnectError):
             await client.get(f"{url}/x")
+
+
+async def test_a_trusted_certificate_is_accepted_only_for_the_host_it_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The certificate names `localhost` only: trusted (`SSL_CERT_FILE`), it serves that name,
+    and the same server reached as 127.0.0.1 is refused."""
+    answer = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    tls = _self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
+    async with serving(answer, tls=tls) as url, outbound_client(timeout=httpx.Timeout(5.0)) as client:
+        by_name = url.replace("127.0.0.1", "localhost")
+        assert (await client.get(f"{by_name}/x")).json() == {}
+        with pytest.raises(httpx.ConnectError):
+            await client.get(f"{url}/x")
+
+
+async def test_a_server_that_does_not_accept_the_connection_is_a_connect_timeout() -> None:
+    """A listening socket whose backlog is full: the kernel drops further handshakes."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    port = listener.getsockname()[1]
+    fillers: list[socket.socket] = []
+    try:
+        for _ in range(4):  # more than the backlog holds; the later ones never complete
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        await asyncio.sleep(0.05)
+        async with outbound_client(timeout=httpx.Timeout(5.0, connect=0.3)) as client:
+            with pytest.raises(httpx.ConnectTimeout):
+                await client.get(f"http://127.0.0.1:{port}/x")
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
 
 
 async def test_the_order_query_sees_a_garbled_answer_as_unavailable() -> None:
