@@ -159,3 +159,28 @@ async def test_without_a_log_to_watch_commits_are_durable_as_they_return(syncs: 
     commits = GroupCommit()
     await commits.durable(commits.committed())
     assert syncs.synced == []
+
+
+def test_a_sync_left_pending_by_a_loop_gone_is_not_waited_for(tmp_path: Path, syncs: Syncs) -> None:
+    """A loop closed with a sync still due (a test's loop, a restarted server) leaves that sync
+    unrun: a commit made on the next loop gets a sync of its own instead of waiting forever."""
+    log = tmp_path / "gone.db-wal"
+    log.write_bytes(b"frames")
+    commits = GroupCommit()
+    commits.watch(tmp_path / "gone.db")
+    first_loop = asyncio.new_event_loop()
+    try:
+        first_loop.call_soon(first_loop.stop)  # after one pass: the waiter asks for a sync, still due
+        waiter = first_loop.create_task(commits.durable(commits.committed()))
+        first_loop.run_forever()
+        assert not waiter.done()
+        waiter._log_destroy_pending = False  # it goes with its loop, as intended here
+    finally:
+        first_loop.close()
+    assert syncs.of_log() == []
+
+    async def on_the_next_loop() -> None:
+        await asyncio.wait_for(commits.durable(commits.committed()), timeout=5)
+
+    asyncio.run(on_the_next_loop())
+    assert syncs.of_log() == [len(b"frames")]
