@@ -14,6 +14,9 @@ request here, which was a tenth of a newInstance; aiohttp's takes about a third 
 - Every failure reaches the caller as an `httpx.TransportError` of the right kind (connect, read,
   timeout, protocol, proxy; see `_httpx_error`), whose message names the failure without the
   request's address.
+- No cookies are kept: a cookie one answer sets is not sent with any later request. One client
+  serves every call of its kind (the HTTP adapter's events of every tenant, say), so a kept
+  cookie would carry one call's state into another's.
 
 A transport passed in (tests) is used as it is.
 """
@@ -21,6 +24,8 @@ A transport passed in (tests) is used as it is.
 import urllib.request
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
+from http.cookiejar import Cookie, CookieJar
+from typing import Any
 
 import aiohttp
 import httpx
@@ -88,6 +93,16 @@ class _Body(httpx.AsyncByteStream):
             await self._inner.aclose()
 
 
+class _NoCookies(CookieJar):
+    """A cookie jar that keeps nothing (httpx's maintainers' recipe: httpx has no switch for it)."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        return None
+
+
 class _Transport(AiohttpTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         with _httpx_errors():
@@ -105,10 +120,15 @@ def outbound_client(
     headers: Mapping[str, str] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """An `httpx.AsyncClient` that follows no redirects, on aiohttp's connections (httpx's own
+    """An `httpx.AsyncClient` that follows no redirects and keeps no cookies, on aiohttp's connections (httpx's own
     where the environment names a proxy), or on `transport` when one is given."""
     if transport is None and not urllib.request.getproxies():
         transport = _Transport()
     return httpx.AsyncClient(
-        base_url=base_url, timeout=timeout, headers=headers, transport=transport, follow_redirects=False
+        base_url=base_url,
+        timeout=timeout,
+        headers=headers,
+        transport=transport,
+        follow_redirects=False,
+        cookies=_NoCookies(),
     )

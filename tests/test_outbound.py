@@ -86,6 +86,29 @@ async def test_a_request_goes_out_with_its_headers_and_its_answer_comes_back() -
     assert heads[1].startswith(b"GET /again HTTP/1.1\r\n")
 
 
+async def test_a_cookie_an_answer_sets_is_not_sent_again() -> None:
+    """One client serves every call of its kind (every tenant's events): no call's cookie may
+    reach another."""
+    heads: list[bytes] = []
+
+    async def setting_cookies(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                heads.append(await _request_head(reader))
+            except asyncio.IncompleteReadError:
+                break
+            writer.write(b"HTTP/1.1 200 OK\r\nSet-Cookie: session=tenant-a; Path=/\r\nContent-Length: 2\r\n\r\n{}")
+            await writer.drain()
+
+    async with serving(setting_cookies) as url, outbound_client(timeout=httpx.Timeout(5.0)) as client:
+        first = await client.get(f"{url}/a")
+        await client.get(f"{url}/b")
+    assert first.cookies["session"] == "tenant-a"  # the answer shows it; the client does not keep it
+    assert len(heads) == 2
+    assert b"cookie:" not in heads[1].lower()
+    assert not client.cookies
+
+
 @pytest.mark.parametrize(
     ("raw", "error"),
     [
