@@ -417,10 +417,17 @@ def pin_cpus(*, under_test: Sequence[ServerProcess], others: Sequence[ServerProc
     if len(cpus) < 2:
         return "not pinned (one CPU)"
     for server in under_test:
-        os.sched_setaffinity(server.pid, {cpus[0]})
-    for pid in [0, *(server.pid for server in others)]:
-        os.sched_setaffinity(pid, set(cpus[1:]))
+        _pin_process(server.pid, {cpus[0]})
+    for pid in [os.getpid(), *(server.pid for server in others)]:
+        _pin_process(pid, set(cpus[1:]))
     return f"servers under test pinned to CPU {cpus[0]}, load generator and open-API stand-in to the rest"
+
+
+def _pin_process(pid: int, cpus: set[int]) -> None:
+    """Every thread of `pid` (affinity is per thread; threads started later inherit it)."""
+    for thread in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):  # a thread that has just ended
+            os.sched_setaffinity(int(thread.name), cpus)
 
 
 def run(args: argparse.Namespace, directory: Path) -> tuple[list[Phase], str]:
