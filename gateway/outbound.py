@@ -120,8 +120,9 @@ def outbound_client(
     headers: Mapping[str, str] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """An `httpx.AsyncClient` that follows no redirects and keeps no cookies, on aiohttp's connections (httpx's own
-    where the environment names a proxy), or on `transport` when one is given."""
+    """An `httpx.AsyncClient` that follows no redirects and keeps no cookies, on aiohttp's
+    connections (httpx's own where the environment names a proxy), or on `transport` when one
+    is given."""
     if transport is None and not urllib.request.getproxies():
         transport = _Transport()
     return httpx.AsyncClient(
