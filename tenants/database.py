@@ -179,3 +179,4 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        self._group_commit.close()

@@ -15,7 +15,8 @@ pay when each synced the log: the worker thread waits for the GIL while the loop
 (up to the switch interval, twice per commit), and it does so holding SQLite's one write lock,
 so every writer queued behind it.
 
-The price is that the loop waits meanwhile: on the disk during a statement or a sync, and on
+The price is that the loop waits meanwhile: on the disk during a statement (and during the
+log's sync where the kernel offers no asynchronous one, see `tenants.group_commit`), and on
 SQLite's file lock when another *process* writes (up to `busy_timeout`). The embedded database serves one
 MarketGate process; its writers queue on `Database`'s lock and so never wait on the file lock.
 """

@@ -3,12 +3,14 @@
 import asyncio
 import errno
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from structlog.testing import capture_logs
 
+from tenants import group_commit
 from tenants.database import Database
 from tenants.errors import DatabaseUnavailableError
 from tenants.group_commit import GroupCommit
@@ -17,35 +19,55 @@ pytestmark = pytest.mark.anyio
 
 
 class Syncs:
-    """Records every `os.fsync` of the group commit: the path synced and, for a log, its size."""
+    """Records every fsync of the group commit (the path synced and, for a log, its size), which
+    way it went (`os.fsync` on the loop's thread or the kernel's asynchronous I/O), and fails the
+    next ones with `failures`."""
 
-    def __init__(self) -> None:
-        self._fsync = os.fsync
+    def __init__(self, real_fsync: Callable[[GroupCommit, int], Awaitable[None]]) -> None:
+        self._real_fsync = real_fsync
         self.synced: list[tuple[str, int]] = []
         self.failures: list[OSError] = []
+        self.on_loop_thread = 0
 
-    def fsync(self, descriptor: int) -> None:
+    async def fsync(self, commits: GroupCommit, descriptor: int) -> None:
         if self.failures:
             raise self.failures.pop()
         path = os.readlink(f"/proc/self/fd/{descriptor}")
         self.synced.append((path, os.fstat(descriptor).st_size))
-        self._fsync(descriptor)
+        await self._real_fsync(commits, descriptor)
+
+    def count_os_fsync(self, descriptor: int) -> None:
+        self.on_loop_thread += 1
+        _os_fsync(descriptor)
 
     def of_log(self) -> list[int]:
         """The log's size at each of its syncs."""
         return [size for path, size in self.synced if path.endswith("-wal")]
 
 
-@pytest.fixture
-def syncs(monkeypatch: pytest.MonkeyPatch) -> Syncs:
-    recorder = Syncs()
-    monkeypatch.setattr(os, "fsync", recorder.fsync)
+_os_fsync = os.fsync
+
+
+@pytest.fixture(params=["kernel-aio", "loop-thread"])
+def syncs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Syncs:
+    """Every test runs with the sync through the kernel's asynchronous I/O, and on the loop's
+    thread (as where the kernel offers none)."""
+    if request.param == "loop-thread":
+        monkeypatch.setattr(group_commit, "kernel_aio", None)
+    recorder = Syncs(GroupCommit._fsync)
+
+    async def recorded_fsync(commits: GroupCommit, descriptor: int) -> None:
+        await recorder.fsync(commits, descriptor)
+
+    monkeypatch.setattr(GroupCommit, "_fsync", recorded_fsync)
+    monkeypatch.setattr(os, "fsync", recorder.count_os_fsync)
     return recorder
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    """A database file with a table `t` (name TEXT), its creation already synced."""
+async def database(tmp_path: Path, syncs: Syncs) -> AsyncIterator[Database]:
+    """A database file with a table `t` (name TEXT), its creation already synced (the way
+    `syncs` says)."""
     database = Database(f"sqlite:///{tmp_path / 'group.db'}")
     async with database.transaction() as session:
         await (await session.connection()).execute(text("CREATE TABLE t (name TEXT)"))
@@ -71,9 +93,9 @@ def _log_size(tmp_path: Path) -> int:
 async def test_a_transaction_ends_only_once_a_sync_of_the_log_covers_its_commit(
     database: Database, syncs: Syncs, tmp_path: Path
 ) -> None:
-    size_before = _log_size(tmp_path)
+    size_before, syncs_before = _log_size(tmp_path), len(syncs.of_log())
     at_end: list[tuple[int, list[int]]] = []  # (log size, sizes synced) when the block had ended
-    await _insert(database, "a", then=lambda: at_end.append((_log_size(tmp_path), syncs.of_log())))
+    await _insert(database, "a", then=lambda: at_end.append((_log_size(tmp_path), syncs.of_log()[syncs_before:])))
     # The log was synced once, after the insert's commit had written its frames, before the block ended
     log_size, synced = at_end[0]
     assert synced == [log_size]
@@ -184,3 +206,103 @@ def test_a_sync_left_pending_by_a_loop_gone_is_not_waited_for(tmp_path: Path, sy
 
     asyncio.run(on_the_next_loop())
     assert syncs.of_log() == [len(b"frames")]
+
+
+async def test_each_sync_goes_the_way_its_setting_says(
+    database: Database, syncs: Syncs, request: pytest.FixtureRequest
+) -> None:
+    """Through the kernel's asynchronous I/O the loop's thread never calls fsync itself."""
+    await asyncio.gather(*(_insert(database, f"n{index}") for index in range(5)))
+    assert syncs.of_log()
+    if request.node.callspec.params["syncs"] == "kernel-aio":
+        assert syncs.on_loop_thread == 0
+    else:
+        assert syncs.on_loop_thread == len(syncs.synced)
+
+
+class FakeKernelAio:
+    """Stands in for caio's `linux_aio_asyncio`: its contexts fail as told, or pass fsync on."""
+
+    def __init__(self, *, refuse_context: Exception | None = None, fail_after: int | None = None) -> None:
+        self.refuse_context = refuse_context
+        self.fail_after = fail_after
+        """fsyncs that pass (the probe's first), after which each fails with EIO's message."""
+        self.fsyncs = 0
+        self.closed = 0
+        fake = self
+
+        class AsyncioContext:
+            def __init__(self, *, max_requests: int, loop: asyncio.AbstractEventLoop) -> None:
+                if fake.refuse_context is not None:
+                    raise fake.refuse_context
+                self.loop = loop
+
+            async def fsync(self, descriptor: int) -> None:
+                fake.fsyncs += 1
+                if fake.fail_after is not None and fake.fsyncs > fake.fail_after:
+                    raise SystemError("Input/output error")  # what caio raises for a failed operation
+                _os_fsync(descriptor)
+
+            def close(self) -> None:
+                fake.closed += 1
+
+        self.AsyncioContext = AsyncioContext
+
+
+@pytest.fixture
+def loop_thread_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+
+    def counted(descriptor: int) -> None:
+        calls.append(descriptor)
+        _os_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", counted)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "kernel",
+    [
+        FakeKernelAio(refuse_context=OSError(errno.EAGAIN, "Resource temporarily unavailable")),
+        FakeKernelAio(fail_after=0),  # the probe's sync fails: an old kernel refuses IOCB_CMD_FSYNC
+    ],
+    ids=["no-context", "probe-fails"],
+)
+async def test_where_the_kernel_refuses_asynchronous_syncs_they_run_on_the_loop_thread(
+    kernel: FakeKernelAio, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loop_thread_fsyncs: list[int]
+) -> None:
+    monkeypatch.setattr(group_commit, "kernel_aio", kernel)
+    database = Database(f"sqlite:///{tmp_path / 'fallback.db'}")
+    try:
+        with capture_logs() as logs:
+            async with database.transaction() as session:
+                await (await session.connection()).execute(text("CREATE TABLE t (name TEXT)"))
+            await _insert(database, "a")
+        assert await _count(database) == 1
+        assert await database.ping()
+        assert len(loop_thread_fsyncs) >= 2  # each transaction's sync, on the loop's thread
+        assert [entry["event"] for entry in logs] == ["sqlite_sync_on_loop_thread"]
+        assert not [name for name in os.listdir(tmp_path) if "probe" in name]  # the probe's file is gone
+    finally:
+        await database.dispose()
+
+
+async def test_a_failed_asynchronous_sync_is_final(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loop_thread_fsyncs: list[int]
+) -> None:
+    kernel = FakeKernelAio(fail_after=2)  # the probe and the table's creation pass, then EIO
+    monkeypatch.setattr(group_commit, "kernel_aio", kernel)
+    database = Database(f"sqlite:///{tmp_path / 'failing.db'}")
+    try:
+        async with database.transaction() as session:
+            await (await session.connection()).execute(text("CREATE TABLE t (name TEXT)"))
+        with pytest.raises(DatabaseUnavailableError, match="Input/output error"):
+            await _insert(database, "a")
+        with pytest.raises(DatabaseUnavailableError, match="earlier sync of the database log failed"):
+            await _count(database)
+        assert not await database.ping()
+        assert loop_thread_fsyncs == []  # no quiet second try on the loop's thread
+    finally:
+        await database.dispose()
+    assert kernel.closed == 1
