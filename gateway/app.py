@@ -222,6 +222,7 @@ def create_app(
             lease_s=settings.job_lease_s,
             poll_interval_s=settings.job_poll_interval_s,
             max_attempts=settings.job_max_attempts,
+            concurrency=settings.job_concurrency,
             on_dead={"provision": instance_jobs.provisioning_gave_up},
             retention=timedelta(days=settings.job_retention_days),
         )

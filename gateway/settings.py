@@ -255,6 +255,7 @@ class Settings(BaseSettings):
     job_poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     job_lease_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     job_max_attempts: Annotated[int, Field(gt=0, le=1000)] = 25
+    job_concurrency: Annotated[int, Field(gt=0, le=256)] = 8
     job_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     """How long done background jobs are kept (their dedupe keys answer repeated renewals)."""
     call_log_body_bytes: Annotated[int, Field(ge=0, le=1024 * 1024)] = 16 * 1024

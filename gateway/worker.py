@@ -137,6 +137,11 @@ class JobRunner:
     def lease_s(self) -> float:
         return self._lease_s
 
+    @property
+    def concurrency(self) -> int:
+        """How many jobs run at once at most in this process."""
+        return self._concurrency
+
     def _launch(self, job: Job) -> asyncio.Task[Finished | None]:
         assert job.id is not None
         if (running := self._running.get(job.id)) is not None:

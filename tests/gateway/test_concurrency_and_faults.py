@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from pydantic import ValidationError
 from sqlmodel import select
 from starlette.applications import Starlette
 
@@ -152,3 +153,18 @@ async def test_database_down_answers_internal_error(tmp_path: Path, behaviours: 
     assert answer["resultCode"] == "000005"
     assert ready.status_code == 503 and ready.json()["checks"]["database"] == "down"
     assert not behaviours["alpha"].calls
+
+
+async def test_the_job_runner_runs_as_many_jobs_at_once_as_the_settings_say(
+    settings: Settings, behaviours: dict[str, Behaviour], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MARKETGATE_JOB_CONCURRENCY", "3")
+    assert Settings(environment=Environment.DEVELOPMENT, products={}).job_concurrency == 3
+    with pytest.raises(ValidationError, match="job_concurrency"):
+        Settings(environment=Environment.DEVELOPMENT, products={}, job_concurrency=0)
+    application = create_app(
+        settings.model_copy(update={"job_concurrency": 3}),
+        adapter_factories={"recording": recording_factory(behaviours)},
+    )
+    async with LifespanManager(application):
+        assert application.state.runner.concurrency == 3

@@ -213,3 +213,48 @@ async def test_waiting_on_a_job_gives_what_its_handler_finished_with(backend: Ba
         release.set()
         await runner.stop()
         await database.dispose()
+
+
+async def test_the_runner_runs_no_more_jobs_at_once_than_its_concurrency(backend: Backend) -> None:
+    """Jobs past the limit wait for a slot (those a call starts too), and all of them run."""
+    backend.reset()
+    database = Database(backend.database_url)
+    running = 0
+    most_at_once = 0
+    release = asyncio.Event()
+
+    async def slow(job: Job) -> None:
+        nonlocal running, most_at_once
+        running += 1
+        most_at_once = max(most_at_once, running)
+        await release.wait()
+        running -= 1
+
+    runner = JobRunner(
+        database,
+        handlers={"slow": slow},
+        clock=SystemClock(),
+        lease_s=30,
+        poll_interval_s=1,
+        max_attempts=3,
+        concurrency=2,
+    )
+    try:
+        tasks = []
+        for _ in range(5):
+            async with database.transaction() as session:
+                job = await jobs.create_job(
+                    session, product="alpha", kind="slow", payload={}, now=datetime.now(UTC), lease_owner=runner.owner
+                )
+            tasks.append(runner.run_now(job))
+        await asyncio.sleep(0.2)
+        assert (running, most_at_once) == (2, 2)
+        release.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+        assert most_at_once == 2
+        async with database.reader() as session:
+            assert {job.state for job in await jobs.list_jobs(session, products=["alpha"])} == {JobState.DONE}
+    finally:
+        release.set()
+        await runner.stop()
+        await database.dispose()
