@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -89,14 +90,23 @@ class ServerProcess:
         return self.process.returncode
 
 
-def start_server(name: str, argv: Sequence[str], *, port: int, env: Mapping[str, str], log_dir: Path) -> ServerProcess:
-    """Start `argv` (a server that will listen on `port` on loopback) with `env` added to ours."""
+def start_server(
+    name: str,
+    argv: Sequence[str],
+    *,
+    port: int,
+    env: Mapping[str, str],
+    log_dir: Path,
+    source: Path = REPO_ROOT,
+) -> ServerProcess:
+    """Start `argv` (a server that will listen on `port` on loopback) with `env` added to ours,
+    importing MarketGate's packages from `source` (this checkout by default)."""
     log_path = log_dir / f"{name}.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
         list(argv),
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **env},
+        cwd=source,
+        env={**os.environ, "PYTHONPATH": str(source), **env},
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -120,6 +130,13 @@ def uvicorn_argv(factory: str, *, port: int) -> list[str]:
         "warning",
         "--no-access-log",
     ]
+
+
+def pin_process(pid: int, cpus: set[int]) -> None:
+    """Every thread of `pid` onto `cpus` (affinity is per thread; threads started later inherit it)."""
+    for thread in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):  # a thread that has just ended
+            os.sched_setaffinity(int(thread.name), cpus)
 
 
 def marketgate_argv(*, port: int) -> list[str]:

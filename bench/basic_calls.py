@@ -44,6 +44,7 @@ from bench._harness import (
     cpu_seconds,
     free_port,
     marketgate_argv,
+    pin_process,
     rss_mib,
     start_server,
     uvicorn_argv,
@@ -192,6 +193,32 @@ def products_file(directory: Path, *, key: str, open_api_port: int | None) -> Pa
         encoding="utf-8",
     )
     return path
+
+
+def marketgate_env(
+    directory: Path,
+    *,
+    key: str,
+    port: int,
+    open_api_port: int | None,
+    log_level: str,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+) -> dict[str, str]:
+    """The environment of a MarketGate worker serving product `bench` (access key `key`) on
+    `port`, on `database_url` (default: a fresh SQLite file in `directory`) and the in-memory
+    store (or `redis_url`), its order queries going to `open_api_port` (None: no order query)."""
+    env = {
+        "MARKETGATE_ENVIRONMENT": "development",
+        "MARKETGATE_DATABASE_URL": database_url or f"sqlite:///{directory / 'marketgate.db'}",
+        "MARKETGATE_CONFIG": str(products_file(directory, key=key, open_api_port=open_api_port)),
+        "MARKETGATE_DATA_DIR": str(directory),
+        "MARKETGATE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "MARKETGATE_LOG_LEVEL": log_level,
+    }
+    if redis_url:
+        env["MARKETGATE_REDIS_URL"] = redis_url
+    return env
 
 
 @contextlib.contextmanager
@@ -417,17 +444,10 @@ def pin_cpus(*, under_test: Sequence[ServerProcess], others: Sequence[ServerProc
     if len(cpus) < 2:
         return "not pinned (one CPU)"
     for server in under_test:
-        _pin_process(server.pid, {cpus[0]})
+        pin_process(server.pid, {cpus[0]})
     for pid in [os.getpid(), *(server.pid for server in others)]:
-        _pin_process(pid, set(cpus[1:]))
+        pin_process(pid, set(cpus[1:]))
     return f"servers under test pinned to CPU {cpus[0]}, load generator and open-API stand-in to the rest"
-
-
-def _pin_process(pid: int, cpus: set[int]) -> None:
-    """Every thread of `pid` (affinity is per thread; threads started later inherit it)."""
-    for thread in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(ProcessLookupError):  # a thread that has just ended
-            os.sched_setaffinity(int(thread.name), cpus)
 
 
 def run(args: argparse.Namespace, directory: Path) -> tuple[list[Phase], str]:
@@ -435,19 +455,17 @@ def run(args: argparse.Namespace, directory: Path) -> tuple[list[Phase], str]:
     key = secrets.token_hex(16)
     if args.database_url:
         reset_postgres_schema(args.database_url)
-    database_url = args.database_url or f"sqlite:///{directory / 'marketgate.db'}"
     open_api_port = None if args.no_order_query else free_port()
     marketgate_port, bare_port = free_port(), free_port()
-    env = {
-        "MARKETGATE_ENVIRONMENT": "development",
-        "MARKETGATE_DATABASE_URL": database_url,
-        "MARKETGATE_CONFIG": str(products_file(directory, key=key, open_api_port=open_api_port)),
-        "MARKETGATE_DATA_DIR": str(directory),
-        "MARKETGATE_PUBLIC_URL": f"http://127.0.0.1:{marketgate_port}",
-        "MARKETGATE_LOG_LEVEL": args.log_level,
-    }
-    if args.redis_url:
-        env["MARKETGATE_REDIS_URL"] = args.redis_url
+    env = marketgate_env(
+        directory,
+        key=key,
+        port=marketgate_port,
+        open_api_port=open_api_port,
+        log_level=args.log_level,
+        database_url=args.database_url,
+        redis_url=args.redis_url,
+    )
     setup = (
         f"MarketGate on {'PostgreSQL' if args.database_url else 'SQLite'} + "
         f"{'Redis' if args.redis_url else 'in-memory store'}, adapter demo, "

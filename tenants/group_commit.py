@@ -22,12 +22,15 @@ commits made while it runs wait for the next, which starts as soon as it ends. E
 such kernel interface, or its probe failed) the sync runs on the loop's thread, which waits for
 the disk meanwhile.
 
-Measured in `bench.basic_calls`' newInstance at a paced 70 calls a second, alternating 8-second
-phases of the two builds ten times on 2026-11-27: a p99 of 48-129 ms (median 93) with the
-kernel's asynchronous sync against 92-1,059 ms (median 273) with the sync on the loop's thread,
-lower in every pair, and 4 % less CPU per call. Running the sync in the loop's executor (a
-thread) instead was tried before: every sync then handed the GIL back and forth between two
-threads, and newInstance took 3.2-3.7 ms of CPU per call against 2.8-3.2 ms inline.
+What that buys was measured with `python -m bench.compare_builds --baseline 6e03b73` (the
+sync on the loop's thread) on 2026-11-27, ten alternating 8-second phases per build. At 85
+newInstance calls a second, near the worker's capacity as at issue 2's target load, the p99
+was lower in all ten rounds (median 236 ms against 556 ms): a loop that waits for the disk
+falls behind there. At 70 and 60 calls a second there was no consistent difference (lower in
+4 and in 6 of 10 rounds). CPU per call was the same (ratios 0.99-1.01). Running the sync in
+the loop's executor (a thread) instead was tried before: every sync then handed the GIL back
+and forth between two threads, and newInstance took 3.2-3.7 ms of CPU per call against
+2.8-3.2 ms inline.
 
 A failed sync is final. Linux may drop the pages that failed to reach the disk and report
 success to the next sync, so no later sync can vouch for them: from then on every transaction
