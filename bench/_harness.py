@@ -2,7 +2,6 @@
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import shutil
@@ -130,13 +129,6 @@ def uvicorn_argv(factory: str, *, port: int) -> list[str]:
         "warning",
         "--no-access-log",
     ]
-
-
-def pin_process(pid: int, cpus: set[int]) -> None:
-    """Every thread of `pid` onto `cpus` (affinity is per thread; threads started later inherit it)."""
-    for thread in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(ProcessLookupError):  # a thread that has just ended
-            os.sched_setaffinity(int(thread.name), cpus)
 
 
 def marketgate_argv(*, port: int) -> list[str]:

@@ -44,7 +44,6 @@ from bench._harness import (
     cpu_seconds,
     free_port,
     marketgate_argv,
-    pin_process,
     rss_mib,
     start_server,
     uvicorn_argv,
@@ -219,6 +218,17 @@ def marketgate_env(
     if redis_url:
         env["MARKETGATE_REDIS_URL"] = redis_url
     return env
+
+
+def start_open_api(port: int, directory: Path) -> ServerProcess:
+    """The local stand-in of the marketplace's order-query open API, on `port`, logging into `directory`."""
+    return start_server(
+        "open-api",
+        uvicorn_argv("gateway.simulator.open_api:create_demo_open_api_app", port=port),
+        port=port,
+        env={},
+        log_dir=directory,
+    )
 
 
 @contextlib.contextmanager
@@ -444,10 +454,17 @@ def pin_cpus(*, under_test: Sequence[ServerProcess], others: Sequence[ServerProc
     if len(cpus) < 2:
         return "not pinned (one CPU)"
     for server in under_test:
-        pin_process(server.pid, {cpus[0]})
+        _pin_process(server.pid, {cpus[0]})
     for pid in [os.getpid(), *(server.pid for server in others)]:
-        pin_process(pid, set(cpus[1:]))
+        _pin_process(pid, set(cpus[1:]))
     return f"servers under test pinned to CPU {cpus[0]}, load generator and open-API stand-in to the rest"
+
+
+def _pin_process(pid: int, cpus: set[int]) -> None:
+    """Every thread of `pid` (affinity is per thread; threads started later inherit it)."""
+    for thread in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):  # a thread that has just ended
+            os.sched_setaffinity(int(thread.name), cpus)
 
 
 def run(args: argparse.Namespace, directory: Path) -> tuple[list[Phase], str]:
@@ -475,13 +492,7 @@ def run(args: argparse.Namespace, directory: Path) -> tuple[list[Phase], str]:
     servers: list[ServerProcess] = []
     try:
         if open_api_port is not None:
-            open_api = start_server(
-                "open-api",
-                uvicorn_argv("gateway.simulator.open_api:create_demo_open_api_app", port=open_api_port),
-                port=open_api_port,
-                env={},
-                log_dir=directory,
-            )
+            open_api = start_open_api(open_api_port, directory)
             servers.append(open_api)
         marketgate = start_server(
             "marketgate", marketgate_argv(port=marketgate_port), port=marketgate_port, env=env, log_dir=directory

@@ -36,9 +36,8 @@ from bench._harness import (
     free_port,
     marketgate_argv,
     start_server,
-    uvicorn_argv,
 )
-from bench.basic_calls import ORDER_QUERY_PATH, SLUG, marketgate_env, pin_cpus
+from bench.basic_calls import ORDER_QUERY_PATH, SLUG, marketgate_env, pin_cpus, start_open_api
 from gateway.simulator.load import NewInstanceOrders, RequestFactory, answered, drive, load_client, new_instance_factory
 
 
@@ -147,13 +146,7 @@ def run(args: argparse.Namespace, directory: Path) -> None:
     open_api_port = free_port()
     servers: list[ServerProcess] = []
     try:
-        open_api = start_server(
-            "open-api",
-            uvicorn_argv("gateway.simulator.open_api:create_demo_open_api_app", port=open_api_port),
-            port=open_api_port,
-            env={},
-            log_dir=directory,
-        )
+        open_api = start_open_api(open_api_port, directory)
         servers.append(open_api)
         builds = []
         for name, source in ((f"baseline {commit}", baseline_source), ("candidate (checkout)", REPO_ROOT)):
