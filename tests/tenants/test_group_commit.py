@@ -229,6 +229,10 @@ class FakeKernelAio:
         """fsyncs that pass (the probe's first), after which each fails with EIO's message."""
         self.fsyncs = 0
         self.closed = 0
+        self.hold: asyncio.Event | None = None
+        """While set to an event, each fsync stays in flight until the event is set."""
+        self.log_sizes: list[int] = []
+        """The size of the file at each fsync."""
         fake = self
 
         class AsyncioContext:
@@ -241,6 +245,9 @@ class FakeKernelAio:
                 fake.fsyncs += 1
                 if fake.fail_after is not None and fake.fsyncs > fake.fail_after:
                     raise SystemError("Input/output error")  # what caio raises for a failed operation
+                fake.log_sizes.append(os.fstat(descriptor).st_size)
+                if fake.hold is not None:
+                    await fake.hold.wait()
                 _os_fsync(descriptor)
 
             def close(self) -> None:
@@ -306,3 +313,44 @@ async def test_a_failed_asynchronous_sync_is_final(
     finally:
         await database.dispose()
     assert kernel.closed == 1
+
+
+async def test_while_a_sync_is_in_flight_the_loop_goes_on_and_later_commits_wait_for_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loop_thread_fsyncs: list[int]
+) -> None:
+    """One sync at a time: a commit made while the disk works is not covered by that sync (it
+    began before the commit) but by the next, which starts as soon as the first ends."""
+    kernel = FakeKernelAio()
+    monkeypatch.setattr(group_commit, "kernel_aio", kernel)
+    database = Database(f"sqlite:///{tmp_path / 'group.db'}")
+    try:
+        async with database.transaction() as session:
+            await (await session.connection()).execute(text("CREATE TABLE t (name TEXT)"))
+        kernel.hold = asyncio.Event()
+        syncs_before = kernel.fsyncs
+        ended: list[str] = []
+        first = asyncio.create_task(_insert(database, "a", then=lambda: ended.append("a")))
+        await asyncio.sleep(0.05)  # the first commit's sync is in flight: this coroutine runs all the same
+        assert kernel.fsyncs == syncs_before + 1 and ended == []
+        size_in_flight = kernel.log_sizes[-1]
+        second = asyncio.create_task(_insert(database, "b", then=lambda: ended.append("b")))
+        await asyncio.sleep(0.05)  # the second has committed and waits: no second sync while one runs
+        assert kernel.fsyncs == syncs_before + 1 and ended == []
+        assert _log_size(tmp_path) > size_in_flight
+        first_hold, kernel.hold = kernel.hold, asyncio.Event()  # the next sync stays in flight too
+        first_hold.set()
+        await asyncio.wait_for(first, timeout=5)
+        await asyncio.sleep(0.05)
+        assert kernel.fsyncs == syncs_before + 2  # the second's commit got a sync of its own, after the first
+        assert kernel.log_sizes[-1] == _log_size(tmp_path)
+        # Until that one ends, neither the second writer nor a reader (who may see "b") ends
+        reader = asyncio.create_task(_count(database))
+        await asyncio.sleep(0.05)
+        assert ended == ["a"] and not reader.done()
+        kernel.hold.set()
+        assert await asyncio.wait_for(reader, timeout=5) == 2
+        await asyncio.wait_for(second, timeout=5)
+        assert ended == ["a", "b"]
+        assert loop_thread_fsyncs == []
+    finally:
+        await database.dispose()
