@@ -179,4 +179,4 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        self._group_commit.close()
+        await self._group_commit.close()

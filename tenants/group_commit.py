@@ -135,8 +135,15 @@ class GroupCommit:
                     loop.call_soon(self._start_sync)
             await asyncio.shield(self._next)
 
-    def close(self) -> None:
-        """Let go of the kernel's asynchronous I/O context (the database is being closed)."""
+    async def close(self) -> None:
+        """Let the sync in flight end, then let go of the kernel's asynchronous I/O context (the
+        database is being closed): closed under a sync, the context would never report its end."""
+        running = self._running
+        if running is not None and running.get_loop() is asyncio.get_running_loop():
+            await asyncio.shield(running)
+        self._release_kernel_aio()
+
+    def _release_kernel_aio(self) -> None:
         context, self._kernel_aio = self._kernel_aio, None
         if context is not None and not context.loop.is_closed():
             context.close()
@@ -199,7 +206,7 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         if self._kernel_aio is not None and self._kernel_aio.loop is loop:
             return self._kernel_aio
-        self.close()  # a context of a loop gone
+        self._release_kernel_aio()  # a context of a loop gone
         if kernel_aio is None or self._kernel_aio_works is False or self._log_path is None:
             return None
         try:

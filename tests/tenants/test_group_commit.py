@@ -354,3 +354,22 @@ async def test_while_a_sync_is_in_flight_the_loop_goes_on_and_later_commits_wait
         assert loop_thread_fsyncs == []
     finally:
         await database.dispose()
+
+
+async def test_a_database_closed_under_a_sync_lets_the_sync_end_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loop_thread_fsyncs: list[int]
+) -> None:
+    kernel = FakeKernelAio()
+    monkeypatch.setattr(group_commit, "kernel_aio", kernel)
+    database = Database(f"sqlite:///{tmp_path / 'group.db'}")
+    async with database.transaction() as session:
+        await (await session.connection()).execute(text("CREATE TABLE t (name TEXT)"))
+    kernel.hold = asyncio.Event()
+    writer = asyncio.create_task(_insert(database, "a"))
+    await asyncio.sleep(0.05)  # its sync is in flight
+    closing = asyncio.create_task(database.dispose())
+    await asyncio.sleep(0.05)
+    assert not closing.done() and kernel.closed == 0
+    kernel.hold.set()
+    await asyncio.wait_for(asyncio.gather(writer, closing), timeout=5)
+    assert kernel.closed == 1
