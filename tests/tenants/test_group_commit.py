@@ -208,7 +208,7 @@ def test_a_sync_left_pending_by_a_loop_gone_is_not_waited_for(tmp_path: Path, sy
     assert syncs.of_log() == [len(b"frames")]
 
 
-async def test_each_sync_goes_the_way_its_setting_says(
+async def test_syncs_go_through_the_kernel_where_it_offers_asynchronous_io(
     database: Database, syncs: Syncs, request: pytest.FixtureRequest
 ) -> None:
     """Through the kernel's asynchronous I/O the loop's thread never calls fsync itself."""
