@@ -87,8 +87,6 @@ class GroupCommit:
         """caio's context on the loop of the latest sync, once its probe passed."""
         self._kernel_aio_works: bool | None = None
         """Whether the kernel's asynchronous sync passed its probe (None: not tried yet)."""
-        self.syncs = 0
-        """How many syncs have run."""
 
     def watch(self, database_file: Path) -> None:
         """Sync the write-ahead log of `database_file` (an absolute path) for every commit."""
@@ -169,11 +167,9 @@ class GroupCommit:
             self._failure = reason or str(error) or type(error).__name__
         elif self._failure is None and ended is not None and not ended.cancelled():
             self._synced = max(self._synced, covered)
-            self.syncs += 1
         if self._running is done:
             self._running = None
-        if not done.done():
-            done.set_result(None)  # each waiter looks at the outcome itself: a fresh error each
+        done.set_result(None)  # each waiter looks at the outcome itself: a fresh error each
         if self._next is not None and self._next.get_loop() is done.get_loop():
             self._start_sync()  # the commits made meanwhile
 
