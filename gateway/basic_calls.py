@@ -42,6 +42,9 @@ from tenants.models import Instance, InstanceStatus, Job, JobState
 
 log = structlog.get_logger(__name__)
 
+_InstanceCall = RefreshInstance | UpdateInstanceStatus | ReleaseInstance | UpgradeInstance
+"""The calls that change the one instance they name."""
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """What to answer the marketplace, and what the call log should say about it."""
@@ -201,15 +204,29 @@ class BasicCalls:
         adapter to describe an instance again and repairs the record when the product changed it.
         """
         async with self._database.reader() as session:
-            found = await instances.list_live_app_info(session, product=product.slug, instance_ids=request.instance_ids)
+            found = await instances.list_live_app_info(
+                session, product=product.slug, instance_ids=request.instance_ids, is_test=request.is_test
+            )
         info = [
             {"instanceId": instance_id, "appInfo": self._instance_jobs.answered_app_info(app_info)}
             for instance_id, app_info in found
         ]
         return Answer(ResultCode.SUCCESS, {"info": info})
 
-    async def _locked_live_instance(self, session: AsyncSession, product: Product, instance_id: str) -> Instance | None:
-        instance = await instances.get_instance_for_update(session, product=product.slug, instance_id=instance_id)
+    async def _locked_instance(
+        self, session: AsyncSession, product: Product, request: _InstanceCall
+    ) -> Instance | None:
+        """The instance the call names, locked; None if there is none of the call's kind (a test
+        call sees only test instances, a real call only real ones)."""
+        instance = await instances.get_instance_for_update(
+            session, product=product.slug, instance_id=request.instance_id
+        )
+        return instance if instance is not None and instance.is_test == request.is_test else None
+
+    async def _locked_live_instance(
+        self, session: AsyncSession, product: Product, request: _InstanceCall
+    ) -> Instance | None:
+        instance = await self._locked_instance(session, product, request)
         if instance is None or instance.status in (InstanceStatus.RELEASED, InstanceStatus.FAILED):
             return None
         return instance
@@ -218,7 +235,7 @@ class BasicCalls:
         now = self._clock.now()
         dedupe_key = _job_key("renew", request.instance_id, request.order_id, request.order_line_id)
         async with self._database.transaction() as session:
-            instance = await self._locked_live_instance(session, product, request.instance_id)
+            instance = await self._locked_live_instance(session, product, request)
             if instance is None:
                 return Answer(ResultCode.INSTANCE_NOT_FOUND, reason="no live instance", instance_id=request.instance_id)
             if await jobs.get_job_by_dedupe_key(session, product=product.slug, dedupe_key=dedupe_key):
@@ -272,7 +289,7 @@ class BasicCalls:
         now = self._clock.now()
         target = InstanceStatus.FROZEN if request.status is StatusChange.FREEZE else InstanceStatus.ACTIVE
         async with self._database.transaction() as session:
-            instance = await self._locked_live_instance(session, product, request.instance_id)
+            instance = await self._locked_live_instance(session, product, request)
             if instance is None:
                 return Answer(ResultCode.INSTANCE_NOT_FOUND, reason="no live instance", instance_id=request.instance_id)
             if instance.status is InstanceStatus.PROVISIONING:
@@ -297,9 +314,7 @@ class BasicCalls:
     async def _release_instance(self, product: Product, request: ReleaseInstance, *, request_id: str) -> Answer:
         now = self._clock.now()
         async with self._database.transaction() as session:
-            instance = await instances.get_instance_for_update(
-                session, product=product.slug, instance_id=request.instance_id
-            )
+            instance = await self._locked_instance(session, product, request)
             if instance is None:
                 return Answer(ResultCode.INSTANCE_NOT_FOUND, reason="unknown instance", instance_id=request.instance_id)
             if instance.status is InstanceStatus.RELEASED:
@@ -325,7 +340,7 @@ class BasicCalls:
         now = self._clock.now()
         dedupe_key = _job_key("upgrade", request.instance_id, request.order_id, request.order_line_id)
         async with self._database.transaction() as session:
-            instance = await self._locked_live_instance(session, product, request.instance_id)
+            instance = await self._locked_live_instance(session, product, request)
             if instance is None:
                 return Answer(ResultCode.INSTANCE_NOT_FOUND, reason="no live instance", instance_id=request.instance_id)
             job = await jobs.get_job_by_dedupe_key(session, product=product.slug, dedupe_key=dedupe_key)
@@ -360,9 +375,13 @@ class BasicCalls:
     ) -> Answer:
         async with self._database.reader() as session:
             instance = await instances.get_instance(session, product=product.slug, instance_id=request.instance_id)
-        if instance is None or instance.status in (InstanceStatus.RELEASED, InstanceStatus.FAILED):
+        if (
+            instance is None
+            or instance.is_test != request.is_test
+            or instance.status in (InstanceStatus.RELEASED, InstanceStatus.FAILED)
+        ):
             return Answer(ResultCode.INSTANCE_NOT_FOUND, reason="no live instance", instance_id=request.instance_id)
-        if not product.reaches_adapter(is_test=request.is_test or instance.is_test):
+        if not product.reaches_adapter(is_test=request.is_test):
             return Answer(ResultCode.SUCCESS, instance_id=request.instance_id, reason="test call")
         target = request.product_info
         check = ChangeCheckRequest(

@@ -34,7 +34,7 @@ _SELECT_INSTANCE = select(_INSTANCES).where(
 )
 # By (product, instance id) only, the unique key: with a status condition too, SQLite (which has
 # no statistics) walks the (product, status) index, every live instance of the product per query.
-_APP_INFO = select(_INSTANCES.c.instance_id, _INSTANCES.c.status, _INSTANCES.c.app_info).where(
+_APP_INFO = select(_INSTANCES.c.instance_id, _INSTANCES.c.status, _INSTANCES.c.is_test, _INSTANCES.c.app_info).where(
     _INSTANCES.c.product == bindparam("b_product"),
     _INSTANCES.c.instance_id.in_(bindparam("b_instances", expanding=True)),
 )
@@ -70,15 +70,17 @@ async def get_instance_for_update(session: AsyncSession, *, product: str, instan
 
 
 async def list_live_app_info(
-    session: AsyncSession, *, product: str, instance_ids: Sequence[str]
+    session: AsyncSession, *, product: str, instance_ids: Sequence[str], is_test: bool
 ) -> list[tuple[str, dict[str, Any]]]:
     """(instance id, stored AppInfo) of the active or frozen instances among `instance_ids` that
-    have one, in the order asked; others are left out. Two columns, no entities: queryInstance
-    asks for up to 100 at a time."""
+    have one and are test instances or not as `is_test` says, in the order asked; others are
+    left out. A few columns, no entities: queryInstance asks for up to 100 at a time."""
     connection = await session.connection()
     rows = await connection.execute(_APP_INFO, {"b_product": product, "b_instances": list(instance_ids)})
     found: dict[str, dict[str, Any]] = {
-        instance_id: dict(app_info) for instance_id, status, app_info in rows if app_info and status in LIVE_STATUSES
+        instance_id: dict(app_info)
+        for instance_id, status, row_is_test, app_info in rows
+        if app_info and status in LIVE_STATUSES and row_is_test == is_test
     }
     return [(instance_id, found[instance_id]) for instance_id in dict.fromkeys(instance_ids) if instance_id in found]
 
@@ -121,6 +123,10 @@ async def create_instance_if_absent(
     if instance is None:
         # The instance id is taken by another order line: a new businessId will be sent.
         raise InvalidTransitionError("instance id already used by another order line")
+    if instance.is_test != is_test:
+        # Test calls never reach a real instance, nor real calls a test one.
+        kind = "a test" if instance.is_test else "a real"
+        raise InvalidTransitionError(f"the order line belongs to {kind} instance")
     return instance, False
 
 

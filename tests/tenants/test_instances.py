@@ -74,7 +74,7 @@ async def test_live_app_info_answers_active_and_frozen_instances_in_the_order_as
         await _seed(database, "beta", {"beta-only": InstanceStatus.ACTIVE})
         asked = ["active-2", "unknown", "released-1", "frozen-1", "provisioning-1", "beta-only", "active-1", "active-2"]
         async with database.reader() as session:
-            found = await instances.list_live_app_info(session, product="alpha", instance_ids=asked)
+            found = await instances.list_live_app_info(session, product="alpha", instance_ids=asked, is_test=False)
     finally:
         await database.dispose()
     assert found == [
@@ -101,7 +101,7 @@ async def test_sqlite_looks_the_asked_instances_up_by_their_key_not_by_status(tm
         sent.clear()
         asked = [f"i-{n}" for n in range(0, 20, 2)]  # ten ids, as the marketplace sends them
         async with database.reader() as session:
-            found = await instances.list_live_app_info(session, product="alpha", instance_ids=asked)
+            found = await instances.list_live_app_info(session, product="alpha", instance_ids=asked, is_test=False)
     finally:
         await database.dispose()
     assert [instance_id for instance_id, _ in found] == asked
