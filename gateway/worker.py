@@ -2,7 +2,8 @@
 
 A request that creates a job may also run it at once (`run_now`) and wait for it up to its
 answer deadline; whatever is unfinished then goes on in the background under the same
-lease, which is extended while the job runs. Jobs are at-least-once: a handler must be
+lease, which is extended while the job runs (one transaction every third of a lease extends
+the leases of all the jobs this process runs). Jobs are at-least-once: a handler must be
 idempotent, because a job whose process died is run again when its lease expires.
 """
 
@@ -75,6 +76,8 @@ class JobRunner:
         self._wake = asyncio.Event()
         self._stopping = False
         self._poller: asyncio.Task[None] | None = None
+        self._lease_keeper: asyncio.Task[None] | None = None
+        self._stop_keeping_leases = asyncio.Event()
         self._retention = retention
         self._next_prune = 0.0
 
@@ -97,6 +100,11 @@ class JobRunner:
             task.cancel()
         if self._running:
             await asyncio.gather(*self._running.values(), return_exceptions=True)
+        if self._lease_keeper is not None:
+            # Last, so that the leases of the jobs given their grace are kept meanwhile; stopped,
+            # not cancelled, so that a lease update in flight finishes its transaction.
+            self._stop_keeping_leases.set()
+            await self._lease_keeper
 
     def wake(self) -> None:
         """Look for due jobs now rather than at the next poll."""
@@ -149,6 +157,8 @@ class JobRunner:
         task = asyncio.create_task(self._run(job), name=f"marketgate-job-{job.id}")
         self._running[job.id] = task
         task.add_done_callback(lambda _: self._running.pop(job.id or 0, None))
+        if self._lease_keeper is None and not self._stop_keeping_leases.is_set():
+            self._lease_keeper = asyncio.create_task(self._keep_leases(), name="marketgate-job-leases")
         return task
 
     async def _poll_forever(self) -> None:
@@ -201,20 +211,10 @@ class JobRunner:
                 return pruned
 
     async def _run(self, job: Job) -> Finished | None:
-        assert job.id is not None
-        current = asyncio.current_task()
-        assert current is not None
-        done = asyncio.Event()
-        # The lease is kept alive from the start, also while the job waits for a slot: a lease
-        # that ran out in the queue would let another process run the same job.
-        heartbeat = asyncio.create_task(self._keep_lease(job.id, done, current))
-        try:
-            async with self._slots:
-                return await self._run_handler(job)
-        finally:
-            # Stopped, not cancelled: a lease update in flight finishes its transaction.
-            done.set()
-            await heartbeat
+        # Its lease is kept from its launch (`_keep_leases`), also while it waits for a slot: a
+        # lease that ran out in the queue would let another process run the same job.
+        async with self._slots:
+            return await self._run_handler(job)
 
     async def _run_handler(self, job: Job) -> Finished | None:
         """Runs the job's handler; returns its `Finished` if it gave one (and so ended the job)."""
@@ -259,18 +259,24 @@ class JobRunner:
         if state is JobState.DEAD and (gave_up := self._on_dead.get(job.kind)) is not None:
             await gave_up(job)
 
-    async def _keep_lease(self, job_id: int, done: asyncio.Event, run: asyncio.Task[Finished | None]) -> None:
-        while True:
+    async def _keep_leases(self) -> None:
+        """Every third of a lease, extends the leases of all the jobs launched here and not yet
+        ended, in one transaction, and cancels each run whose job another process has taken
+        over (its lease ran out while this process could not reach the database, say): that
+        run must not go on beside the other."""
+        while not self._stop_keeping_leases.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), timeout=self._lease_s / 3)
-            if done.is_set():
-                return
-            with contextlib.suppress(DatabaseUnavailableError):
+                await asyncio.wait_for(self._stop_keeping_leases.wait(), timeout=self._lease_s / 3)
+            running = dict(self._running)
+            if self._stop_keeping_leases.is_set() or not running:
+                continue
+            until = self._clock.now() + timedelta(seconds=self._lease_s)
+            try:
                 async with self._database.transaction() as session:
-                    until = self._clock.now() + timedelta(seconds=self._lease_s)
-                    kept = await jobs.extend_lease(session, job_id=job_id, owner=self.owner, until=until)
-                if not kept:
-                    # Another process took the job over: this run must not go on beside it.
-                    log.warning("job_lease_lost", job_id=job_id)
-                    run.cancel()
-                    return
+                    taken_over = await jobs.extend_leases(session, job_ids=list(running), owner=self.owner, until=until)
+            except DatabaseUnavailableError as exc:
+                log.warning("job_leases_not_extended", jobs=len(running), error=str(exc))
+                continue
+            for job_id in taken_over:
+                log.warning("job_lease_lost", job_id=job_id)
+                running[job_id].cancel()

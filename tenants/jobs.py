@@ -114,15 +114,20 @@ async def claim_due_jobs(
     return list(claimed.scalars())
 
 
-async def extend_lease(session: AsyncSession, *, job_id: int, owner: str, until: datetime) -> bool:
-    """Keep a running job's lease alive; False if the lease was lost to another owner."""
-    result = await session.exec(
+async def extend_leases(session: AsyncSession, *, job_ids: Sequence[int], owner: str, until: datetime) -> set[int]:
+    """Keep the leases `owner` holds on `job_ids` alive until `until`; returns the ids among them
+    whose lease another owner has taken over (a job that ended, or gave its lease back after a
+    failed attempt, is not among them)."""
+    await session.exec(
         update(Job)
-        .where(col(Job.id) == job_id, col(Job.lease_owner) == owner, col(Job.state) == JobState.PENDING)
+        .where(col(Job.id).in_(job_ids), col(Job.lease_owner) == owner, col(Job.state) == JobState.PENDING)
         .values(lease_until=until)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)
+    taken_over = select(Job.id).where(
+        col(Job.id).in_(job_ids), col(Job.lease_owner).is_not(None), col(Job.lease_owner) != owner
+    )
+    return {job_id for job_id in (await session.exec(taken_over)).all() if job_id is not None}
 
 
 async def complete_job(session: AsyncSession, *, job_id: int, owner: str, now: datetime) -> bool:

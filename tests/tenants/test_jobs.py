@@ -3,9 +3,12 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 from unittest.mock import patch
 
 import pytest
+from sqlalchemy import update
+from sqlmodel import col
 
 from gateway.adapters.contract import RetryLater
 from gateway.clock import SystemClock
@@ -256,5 +259,120 @@ async def test_the_runner_runs_no_more_jobs_at_once_than_its_concurrency(backend
             assert {job.state for job in await jobs.list_jobs(session, products=["alpha"])} == {JobState.DONE}
     finally:
         release.set()
+        await runner.stop()
+        await database.dispose()
+
+
+async def _lease_of(database: Database, job_id: int) -> tuple[str | None, datetime | None]:
+    async with database.reader() as session:
+        job = await session.get(Job, job_id)
+    assert job is not None
+    return job.lease_owner, job.lease_until
+
+
+async def test_the_leases_of_running_and_queued_jobs_are_kept_in_one_transaction(backend: Backend) -> None:
+    """A job that runs for longer than its lease keeps it, and so does one waiting for a slot;
+    one transaction a third of a lease extends them all."""
+    backend.reset()
+    database = Database(backend.database_url)
+    release = asyncio.Event()
+
+    async def slow(job: Job) -> None:
+        await release.wait()
+
+    lease_s = 0.9
+    runner = JobRunner(
+        database,
+        handlers={"slow": slow},
+        clock=SystemClock(),
+        lease_s=lease_s,
+        poll_interval_s=60,
+        max_attempts=3,
+        concurrency=1,
+    )
+    extensions: list[list[int]] = []
+    real_extend = jobs.extend_leases
+
+    async def counted(session: Any, *, job_ids: list[int], owner: str, until: datetime) -> set[int]:
+        extensions.append(sorted(job_ids))
+        return await real_extend(session, job_ids=job_ids, owner=owner, until=until)
+
+    try:
+        created = []
+        for _ in range(3):
+            async with database.transaction() as session:
+                job = await jobs.create_job(
+                    session,
+                    product="alpha",
+                    kind="slow",
+                    payload={},
+                    now=datetime.now(UTC),
+                    lease_owner=runner.owner,
+                    lease_s=lease_s,
+                )
+            assert job.id is not None and job.lease_until is not None
+            created.append(job)
+        with patch("gateway.worker.jobs.extend_leases", counted):
+            tasks = [runner.run_now(job) for job in created]
+            await asyncio.sleep(lease_s * 2.2)  # past the leases they were born with
+            for job in created:
+                owner, until = await _lease_of(database, job.id or 0)
+                assert owner == runner.owner
+                assert until is not None and until > datetime.now(UTC)
+            assert extensions and all(ids == sorted(job.id or 0 for job in created) for ids in extensions)
+            assert not any(task.done() for task in tasks)  # one runs, two wait for the slot
+            release.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+        async with database.reader() as session:
+            assert {job.state for job in await jobs.list_jobs(session, products=["alpha"])} == {JobState.DONE}
+    finally:
+        release.set()
+        await runner.stop()
+        await database.dispose()
+
+
+async def test_a_run_whose_job_another_process_took_over_is_cancelled(backend: Backend) -> None:
+    backend.reset()
+    database = Database(backend.database_url)
+    started = asyncio.Event()
+    outcome: list[str] = []
+
+    async def slow(job: Job) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+        outcome.append("finished")
+
+    runner = JobRunner(
+        database, handlers={"slow": slow}, clock=SystemClock(), lease_s=0.6, poll_interval_s=60, max_attempts=3
+    )
+    try:
+        async with database.transaction() as session:
+            job = await jobs.create_job(
+                session,
+                product="alpha",
+                kind="slow",
+                payload={},
+                now=datetime.now(UTC),
+                lease_owner=runner.owner,
+                lease_s=0.6,
+            )
+        assert job.id is not None
+        task = runner.run_now(job)
+        await asyncio.wait_for(started.wait(), timeout=5)
+        # Another process took the job over (as after this one lost the database for a lease)
+        taken_until = datetime.now(UTC) + timedelta(seconds=60)
+        async with database.transaction() as session:
+            await session.exec(
+                update(Job).where(col(Job.id) == job.id).values(lease_owner="other", lease_until=taken_until)
+            )
+        await asyncio.wait([task], timeout=5)
+        assert task.cancelled() and outcome == ["cancelled"]
+        # and the other process keeps its lease
+        assert await _lease_of(database, job.id) == ("other", taken_until)
+    finally:
         await runner.stop()
         await database.dispose()
