@@ -194,7 +194,10 @@ class BasicCalls:
             return Answer(ResultCode.PROCESSING, fields, instance_id=instance_id, reason="provisioning continues")
         if instance.status is InstanceStatus.FAILED:
             code = ResultCode(instance.failure_code or ResultCode.INTERNAL_ERROR)
-            return Answer(code, fields, message=instance.failure_reason, instance_id=instance_id, reason="refused")
+            # An adapter's refusal says why in its own words; a provisioning that gave up says
+            # only what failed inside (kept in the instance's history), not for the marketplace.
+            message = instance.failure_reason if code is not ResultCode.INTERNAL_ERROR else None
+            return Answer(code, fields, message=message, instance_id=instance_id, reason="refused")
         return Answer(ResultCode.SUCCESS, fields, instance_id=instance_id)
 
     async def _query_instance(self, product: Product, request: QueryInstance) -> Answer:

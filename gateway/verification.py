@@ -38,10 +38,11 @@ class CallVerifier:
             signing.verify(kind, keys=keys, signature=signature, nonce=nonce, timestamp=timestamp, payloads=[canonical])
         return payload
 
-    async def consume_nonce(self, kind: CallKind, product: Product, nonce: str) -> None:
-        """Record the nonce of an accepted call; a second use within 2 × window is a replay."""
+    async def consume_nonce(self, product: Product, nonce: str) -> None:
+        """Record the nonce of an accepted call; a second use within 2 × window is a replay, whatever
+        the kinds of the two calls (contract §2: a nonce is accepted once per product)."""
         ttl_s = 2 * product.config.timestamp_window_s
         # A value unique to this call, so that a retried write that had landed is not taken for a replay.
         marker = secrets.token_bytes(16)
-        if not await self._store.add_if_absent(store_key("nonce", product.slug, kind.value, nonce), marker, ttl_s):
+        if not await self._store.add_if_absent(store_key("nonce", product.slug, nonce), marker, ttl_s):
             raise ReplayedNonceError("nonce already used")

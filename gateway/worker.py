@@ -257,6 +257,7 @@ class JobRunner:
         level = log.error if state is JobState.DEAD else log.warning
         level("job_attempt_failed", job_id=job.id, kind=job.kind, product=job.product, state=state, error=error)
         if state is JobState.DEAD and (gave_up := self._on_dead.get(job.kind)) is not None:
+            job.last_error = error  # this run's copy, told what the row now says: why it gave up
             await gave_up(job)
 
     async def _keep_leases(self) -> None:

@@ -60,11 +60,15 @@ PURCHASE_REFUSALS = frozenset(
 """The refusals an adapter may give to a new purchase (besides the common codes)."""
 
 
+MAX_RESULT_MSG = 255
+"""`resultMsg` is at most 255 characters (an adapter's refusal message is cut to fit)."""
+
+
 def answer_body(code: ResultCode, message: str | None = None, **fields: Any) -> bytes:
     """The JSON answer: `resultCode`, `resultMsg`, then `fields` (None values left out).
 
     Non-ASCII text is sent `\\uXXXX`-escaped, as the marketplace asks for `resultMsg` and `memo`.
     """
-    body: dict[str, Any] = {"resultCode": code.value, "resultMsg": message or code.message}
+    body: dict[str, Any] = {"resultCode": code.value, "resultMsg": (message or code.message)[:MAX_RESULT_MSG]}
     body.update((name, value) for name, value in fields.items() if value is not None)
     return json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode("ascii")

@@ -29,8 +29,9 @@ def unknown_product_response() -> Response:
     return marketplace_response(answer_body(ResultCode.BAD_PARAMETER, "unknown product"), status=404)
 
 
-def too_large_response() -> Response:
-    return marketplace_response(answer_body(ResultCode.BAD_PARAMETER, "body too large"), status=413)
+def too_large_response(*, sign_key: bytes | None) -> Response:
+    """HTTP 413 with `000002`, signed like every answer of the product when it signs them."""
+    return marketplace_response(answer_body(ResultCode.BAD_PARAMETER, "body too large"), status=413, sign_key=sign_key)
 
 
 async def read_capped_body(request: Request, limit: int) -> bytes:

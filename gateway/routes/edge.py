@@ -81,16 +81,16 @@ async def handle_signed_call(
     """Read, verify, prepare and carry out one call, and answer it in the marketplace's shape."""
     edge: Edge = request.app.state.edge
     started = time.perf_counter()
+    keys = product.config.basic_keys if record.kind is CallKind.BASIC else product.config.kit_keys
+    sign_key = keys[0] if product.config.sign_responses else None
     try:
         raw = await read_capped_body(request, max_body_bytes)
     except BodyTooLargeError:
         answer = Answer(ResultCode.BAD_PARAMETER, reason="body too large")
         finish_call(edge, request, product, record, answer, b"", started, http_status=413)
-        return too_large_response()
+        return too_large_response(sign_key=sign_key)
     answer = await _answer(edge, product, record, inputs, raw, prepare, execute, loggable)
     finish_call(edge, request, product, record, answer, raw, started)
-    keys = product.config.basic_keys if record.kind is CallKind.BASIC else product.config.kit_keys
-    sign_key = keys[0] if product.config.sign_responses else None
     return marketplace_response(answer_body(answer.code, answer.message, **answer.fields), sign_key=sign_key)
 
 
@@ -110,7 +110,7 @@ async def _answer(
             record.payload = loggable(payload)
             prepared = prepare(payload)
             assert inputs.nonce is not None
-            await edge.verifier.consume_nonce(record.kind, product, inputs.nonce)
+            await edge.verifier.consume_nonce(product, inputs.nonce)
             return await execute(prepared)
     except ProtocolError as exc:
         return Answer(exc.result_code, reason=f"{exc.code}: {exc.reason}")

@@ -76,6 +76,15 @@ async def test_refusal_is_answered_and_a_retry_provisions_again(
     assert (retried["resultCode"], retried["instanceId"]) == ("000000", "biz-1")
 
 
+async def test_a_refusal_message_is_cut_to_the_255_characters_of_result_msg(
+    marketplace: Marketplace, behaviours: dict[str, Behaviour]
+) -> None:
+    behaviours["alpha"].provision_refusal = Refused(Refusal.SOLD_OUT, "sold out: " + "x" * 400)
+    refused = await marketplace.answer("alpha", new_instance(1))
+    assert refused["resultCode"] == "000106"
+    assert refused["resultMsg"] == ("sold out: " + "x" * 400)[:255]
+
+
 async def test_adapter_errors_are_retried_in_the_background(
     app: Starlette, marketplace: Marketplace, behaviours: dict[str, Behaviour]
 ) -> None:

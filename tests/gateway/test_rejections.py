@@ -18,6 +18,7 @@ from gateway.simulator.signer import marketplace_body, new_nonce, sign_call
 from tests.conftest import ALPHA_KEY, BETA_KEY, Marketplace
 from tests.fakes import Behaviour
 from tests.gateway.helpers import call_log, state_counts
+from tests.kit.helpers import tenant_sync
 
 pytestmark = pytest.mark.anyio
 
@@ -174,6 +175,23 @@ async def test_replayed_nonce_is_refused(app: Starlette, client: httpx.AsyncClie
     assert await state_counts(app) == (1, 1)
 
 
+async def test_a_nonce_is_accepted_once_per_product_whatever_the_kind_of_call(
+    app: Starlette, marketplace: Marketplace
+) -> None:
+    """Contract §2: once per product. A basic call's nonce cannot be replayed on a Kit sync of the
+    same product (and the other way round); another product has nonces of its own."""
+    basic_nonce, kit_nonce = new_nonce(), new_nonce()
+    assert (await marketplace.answer("alpha", NEW, nonce=basic_nonce))["resultCode"] == "000000"
+    replayed_as_kit = await marketplace.kit("alpha", "tenantSync", tenant_sync("T-1", 1), nonce=basic_nonce)
+    assert replayed_as_kit.json()["resultCode"] == "000001"
+    accepted_kit = await marketplace.kit("alpha", "tenantSync", tenant_sync("T-1", 1), nonce=kit_nonce)
+    assert accepted_kit.json()["resultCode"] == "000000"
+    replayed_as_basic = await marketplace.answer("alpha", {**NEW, "businessId": "biz-11"}, nonce=kit_nonce)
+    assert replayed_as_basic["resultCode"] == "000001"
+    other_product = await marketplace.answer("beta", NEW, nonce=basic_nonce)
+    assert other_product["resultCode"] == "000000"
+
+
 async def test_timestamp_in_seconds_is_accepted(client: httpx.AsyncClient) -> None:
     response = await post_signed(client, marketplace_body(NEW), ts=now_ms() // 1000)
     assert response.json()["resultCode"] == "000000"
@@ -194,6 +212,13 @@ async def test_body_over_the_cap_is_413(app: Starlette, client: httpx.AsyncClien
     assert await state_counts(app) == (0, 0)
     [entry] = await call_log(app)
     assert entry.http_status == 413
+
+
+async def test_a_413_is_signed_where_the_product_signs_its_answers(marketplace: Marketplace) -> None:
+    refused = await marketplace.basic("beta", {**NEW, "padding": "x" * 70_000})
+    assert refused.status_code == 413
+    digest = base64.b64encode(hmac.new(BETA_KEY.encode(), refused.content, hashlib.sha256).digest()).decode()
+    assert refused.headers["body-sign"] == f'sign_type="HMAC-SHA256", signature="{digest}"'
 
 
 async def test_body_in_another_key_order_verifies_over_canonical_form(client: httpx.AsyncClient) -> None:

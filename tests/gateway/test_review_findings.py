@@ -185,3 +185,21 @@ def test_signed_body_helper_is_canonical() -> None:
     body = marketplace_body({"b": 1, "a": "中"})
     call = sign_call(CallKind.BASIC, body, key=b"k" * 16, now_ms=epoch_ms(datetime.now(UTC)))
     assert body == '{"a":"中","b":1}'.encode() and call.signature
+
+
+async def test_a_provisioning_that_gave_up_is_answered_without_its_inner_error(
+    settings: Settings, behaviours: dict[str, Behaviour], store: Store
+) -> None:
+    """000005 with the code's own message: what failed inside (an adapter's exception text) stays
+    in the instance's history and the logs, not in `resultMsg`."""
+    behaviours["alpha"].provision_errors = 1000
+    one_attempt = settings.model_copy(update={"job_max_attempts": 1})
+    app = create_app(one_attempt, adapter_factories={"recording": recording_factory(behaviours)}, store=store)
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://mg.test") as client:
+            new = {"activity": "newInstance", "orderId": "G5", "orderLineId": "G5-1", "businessId": "g5"}
+            answer = await Marketplace(client).answer("alpha", new)
+        instance = await get_instance(app, "alpha", "g5")
+    assert instance is not None and instance.status is InstanceStatus.FAILED
+    assert instance.failure_reason and "RuntimeError" in instance.failure_reason
+    assert answer == {"resultCode": "000005", "resultMsg": "other inner error", "instanceId": "g5"}
