@@ -141,7 +141,9 @@ class BasicCalls:
                 await instances.record_event(
                     session, instance=instance, activity="newInstance", now=now, request_id=request_id, detail=detail
                 )
-            elif instance.status is InstanceStatus.FAILED:
+            elif instance.status is InstanceStatus.FAILED or (
+                instance.is_test and instance.status is InstanceStatus.RELEASED  # a debug case replayed
+            ):
                 await instances.change_status(
                     session,
                     instance=instance,

@@ -129,3 +129,33 @@ async def test_test_calls_drive_a_test_instance_through_its_life(
     released = await get_instance(app, "alpha", "test-1")
     assert released is not None and released.status == "released"
     assert sum(behaviours["alpha"].calls.values()) == 0  # the adapter takes no test calls
+
+
+async def test_a_saved_debug_case_passes_every_time_it_is_replayed(
+    app: Starlette, marketplace: Marketplace, behaviours: dict[str, Behaviour]
+) -> None:
+    """The marketplace replays saved debug cases (purchase to release, the same mock order) twice
+    a day and freezes a product after five failing days: a released debug instance is
+    provisioned again by the next debug newInstance for its order line."""
+    for replay in range(3):
+        created = await marketplace.answer("alpha", {**TEST, "businessId": f"test-{replay + 1}"})
+        assert created == {"resultCode": "000000", "resultMsg": "success.", "instanceId": "test-1"}, replay
+        query = {"activity": "queryInstance", "instanceId": "test-1", "testFlag": "1"}
+        assert [entry["instanceId"] for entry in (await marketplace.answer("alpha", query))["info"]] == ["test-1"]
+        for call in _changes("test-1", "1"):
+            answer = await marketplace.answer("alpha", call)
+            assert answer["resultCode"] == "000000", (replay, call["activity"], answer)
+    assert sum(behaviours["alpha"].calls.values()) == 0
+
+
+async def test_a_released_real_instance_is_never_provisioned_again(
+    app: Starlette, marketplace: Marketplace, behaviours: dict[str, Behaviour]
+) -> None:
+    assert (await marketplace.answer("alpha", REAL))["resultCode"] == "000000"
+    release = {"activity": "releaseInstance", "instanceId": "real-1"}
+    assert (await marketplace.answer("alpha", release))["resultCode"] == "000000"
+    again = await marketplace.answer("alpha", {**REAL, "businessId": "real-2"})
+    assert (again["resultCode"], again["instanceId"]) == ("000000", "real-1")
+    instance = await get_instance(app, "alpha", "real-1")
+    assert instance is not None and instance.status == "released"
+    assert behaviours["alpha"].calls["provision"] == 1

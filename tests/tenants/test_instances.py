@@ -110,3 +110,9 @@ async def test_sqlite_looks_the_asked_instances_up_by_their_key_not_by_status(tm
         plan = " ".join(row[-1] for row in connection.execute(f"EXPLAIN QUERY PLAN {statement}", parameters))
     assert "(product=? AND instance_id=?)" in plan, plan
     assert "status" not in plan, plan
+
+
+def test_only_a_debug_instance_comes_back_from_released() -> None:
+    assert not instances.can_transition(InstanceStatus.RELEASED, InstanceStatus.PROVISIONING)
+    assert instances.can_transition(InstanceStatus.RELEASED, InstanceStatus.PROVISIONING, is_test=True)
+    assert not instances.can_transition(InstanceStatus.RELEASED, InstanceStatus.ACTIVE, is_test=True)
