@@ -647,7 +647,10 @@ async def _lock(session: AsyncSession, scope: TenantScope) -> None:
         raise TenantNotFoundError("no such tenant")
 
 
-async def _check_subjects(session: AsyncSession, wanted: _Request) -> None:
+async def _check_subjects(session: AsyncSession, wanted: _Request, *, granted_are_known: bool = False) -> None:
+    """Refuse members and departments the tenant does not have. With `granted_are_known`, a
+    department that holds a grant counts as known even once the marketplace has deleted it: a
+    role in effect can always be taken back."""
     dialect = _dialect(session)
     known_members = {
         row[0]
@@ -668,6 +671,18 @@ async def _check_subjects(session: AsyncSession, wanted: _Request) -> None:
             ),
         )
     }
+    if granted_are_known:
+        known_departments |= {
+            row[0]
+            for row in await _rows(
+                session,
+                select(_GRANTS.c.subject_code).where(
+                    _in_scope(_GRANTS, wanted.scope),
+                    _GRANTS.c.subject_kind == GrantSubject.DEPARTMENT.value,
+                    one_of(_GRANTS.c.subject_code, wanted.departments, dialect=dialect),
+                ),
+            )
+        }
     members = [name for name in wanted.members if name not in known_members]
     departments = [code for code in wanted.departments if code not in known_departments]
     if members or departments:
@@ -998,7 +1013,7 @@ async def revoke_member_roles(
     _require_change(caller, scope)
     wanted = _request(None, scope, roles, members, departments)
     await _lock(session, scope)
-    await _check_subjects(session, wanted)
+    await _check_subjects(session, wanted, granted_are_known=True)
     dialect = _dialect(session)
     existing = [
         (row.subject_kind, row.subject_code, bool(row.include_sub_departments))

@@ -602,3 +602,23 @@ async def test_unbinding_a_tenant_forgets_its_grants_and_a_new_binding_starts_wi
         not edge["node"]["grants"] and not edge["node"]["inheritedGrants"] for edge in tenant["members"]["edges"]
     )
     assert all(not department["grants"] for department in tenant["departments"])
+
+
+async def test_a_grant_on_a_department_the_marketplace_deleted_can_still_be_revoked(
+    app: Starlette, gql: GraphQL, marketplace: Marketplace, boss: MemberLogin, orgs: Organizations
+) -> None:
+    # Given a grant on department 4, which cat belongs to
+    await grant(gql, boss, orgs, roles=["approver"], departments=["4"])
+    assert (await effective(gql, boss))["cat"] == ["viewer", "approver"]
+    # When the marketplace's next full snapshot no longer has department 4 (cat still names it)
+    remaining = [org(*item) for item in ALPHA_A_DEPARTMENTS if item[0] != "4"]
+    await kit(marketplace, "alpha", "allOrgSync", all_org_sync(TENANT_A, remaining))
+    # Then a grant to it is refused, but the one in effect can be taken back
+    refused = await grant(gql, boss, orgs, roles=["auditor"], departments=["4"])
+    assert (refused["__typename"], refused["departments"]) == ("UnknownSubjectsError", ["4"])
+    revoked = await revoke(gql, boss, orgs, roles=["approver"], departments=["4"])
+    assert (revoked["__typename"], revoked["changedGrants"]) == ("MemberRolesRevokeSuccess", 1)
+    assert (await effective(gql, boss))["cat"] == ["viewer"]
+    # and a department that never existed is still refused
+    unknown = await revoke(gql, boss, orgs, roles=["approver"], departments=["99"])
+    assert unknown["code"] == "UNKNOWN_SUBJECTS"
