@@ -27,7 +27,7 @@ from gateway.koogallery.orders import OrderInfo
 from gateway.koogallery.results import ResultCode
 from gateway.koogallery.times import parse_marketplace_time
 from gateway.order_query import OrderQueryClient, OrderQueryError, OrderQueryUnavailableError
-from gateway.products import Product, app_info_fields
+from gateway.products import Product, app_info_fields, app_info_problem
 from gateway.worker import Finished, JobHandler, PermanentJobError
 from tenants import instances, jobs
 from tenants.database import Database
@@ -109,6 +109,9 @@ class InstanceJobs:
         except Refused as refused:
             await self._fail_provisioning(product, instance, code=refused.refusal.value, reason=refused.message)
             return None
+        if (problem := app_info_problem(app_info)) is not None:
+            # An adapter bug that a retry would repeat: the job is dead, the instance failed (000005).
+            raise PermanentJobError(f"the adapter's AppInfo breaks the marketplace's limits: {problem}")
         return await self._finish_provisioning(job, product, instance, order=order, app_info=app_info)
 
     async def provisioning_gave_up(self, job: Job) -> None:

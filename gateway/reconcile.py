@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 
 from gateway.adapters.contract import InstanceRef
-from gateway.products import Product, app_info_fields
+from gateway.products import Product, app_info_fields, app_info_problem
 from gateway.provisioning import InstanceJobs
 from graphql_api.reconcile import ReconcileError
 from tenants.secretbox import SecretBoxError
@@ -47,6 +47,9 @@ class AdapterReconciler:
             raise ReconcileError("the adapter did not describe the instance") from exc
         if described is None:
             return None
+        if (problem := app_info_problem(described)) is not None:
+            log.warning("reconcile_description_refused", product=product, instance_id=instance_id, problem=problem)
+            raise ReconcileError(f"the adapter's AppInfo breaks the marketplace's limits: {problem}")
         try:
             current = self._instance_jobs.answered_app_info(dict(stored_app_info) if stored_app_info else None)
         except SecretBoxError:

@@ -30,6 +30,7 @@ class Behaviour:
     provision_delay_s: float = 0.0
     provision_refusal: Refused | None = None
     provision_errors: int = 0
+    provision_memo: str | None = None
     accept_changes: bool = True
     handles_test_calls: bool = False
     calls: Counter[str] = field(default_factory=Counter)
@@ -66,7 +67,9 @@ class RecordingAdapter:
             raise self.behaviour.provision_refusal
         self.behaviour.provisioned[request.instance.instance_id] += 1
         url = f"https://{self.context.product}.example.com/{request.instance.instance_id}"
-        return AppInfo(front_end_url=url, user_name="admin", password="initial-Pa55")
+        return AppInfo(
+            front_end_url=url, user_name="admin", password="initial-Pa55", memo=self.behaviour.provision_memo
+        )
 
     async def renew(self, request: RenewRequest) -> None:
         self._record("renew", request)

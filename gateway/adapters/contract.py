@@ -211,6 +211,9 @@ class AppInfo:
 
     `front_end_url` is required by the marketplace (at most 512 characters); `password` is
     the initial administrator password, shown to the buyer and never logged by MarketGate.
+    The marketplace's other limits: `admin_url` 512, `user_name` and `password` 128, `memo` 1024
+    characters. An AppInfo beyond them is not stored: the provisioning fails at once (its job
+    is not retried; the marketplace is answered `000005`), and a reconcile is refused.
     """
 
     front_end_url: str

@@ -85,6 +85,21 @@ async def test_a_refusal_message_is_cut_to_the_255_characters_of_result_msg(
     assert refused["resultMsg"] == ("sold out: " + "x" * 400)[:255]
 
 
+async def test_an_app_info_over_the_marketplaces_limits_fails_the_provisioning(
+    app: Starlette, marketplace: Marketplace, behaviours: dict[str, Behaviour]
+) -> None:
+    """Stored, it would be answered to queryInstance and refused there; a retry would repeat it."""
+    behaviours["alpha"].provision_memo = "m" * 1025
+    answer = await marketplace.answer("alpha", new_instance(1))
+    assert (answer["resultCode"], answer["resultMsg"]) == ("000005", "other inner error")
+    instance = await get_instance(app, "alpha", "biz-1")
+    assert instance is not None and instance.status is InstanceStatus.FAILED and instance.app_info is None
+    assert instance.failure_reason is not None and "memo over 1024 characters" in instance.failure_reason
+    assert behaviours["alpha"].calls["provision"] == 1  # not retried
+    query = {"activity": "queryInstance", "instanceId": "biz-1"}
+    assert (await marketplace.answer("alpha", query))["info"] == []
+
+
 async def test_adapter_errors_are_retried_in_the_background(
     app: Starlette, marketplace: Marketplace, behaviours: dict[str, Behaviour]
 ) -> None:
