@@ -4,11 +4,12 @@
   login page with the product's appId; with one, to that tenant's authorize endpoint with a
   fresh single-use `state`, kept in the shared store (any replica finishes the flow) and bound
   to the browser by a nonce cookie.
-- `finish`: the callback. With our `state`: taken once, checked against the browser and the
-  tenant. Without one (workbench and unified-login sign-ins): accepted, as the marketplace
-  starts those. Then the code is exchanged and the user read with authlib, the user matched
-  to an authorized, enabled member of the product's app, the product asked where to send the
-  member (with a single-use login token), and only then the session stored.
+- `finish`: the callback. With our `state`: taken once, checked against the browser, and the
+  tenant taken from it (a `tenant` parameter, if any, must agree). Without one (workbench and
+  unified-login sign-ins): accepted with a `tenant`, as the marketplace starts those. Then the
+  code is exchanged and the user read with authlib, the user matched to an authorized, enabled
+  member of the product's app, the product asked where to send the member (with a single-use
+  login token), and only then the session stored.
 - `log_out`: the session ends everywhere, then the identity domain's logout, back to an
   allowed address.
 
@@ -181,10 +182,14 @@ class LoginFlows:
         await self._limit("callback", client)
         if "error" in params:
             raise IdentityDeniedError(f"identity domain answered error={params['error'][:64]!r}")
-        code, tenant_id = params.get("code", ""), params.get("tenant", "")
-        if not _CODE.match(code) or not _TENANT_ID.match(tenant_id):
+        code, given_tenant = params.get("code", ""), params.get("tenant")
+        if not _CODE.match(code) or (given_tenant is not None and not _TENANT_ID.match(given_tenant)):
             raise BadCallbackError("code or tenant missing or malformed")
-        flow = await self._take_flow(product, params.get("state"), flow_nonce=flow_nonce, tenant_id=tenant_id)
+        flow = await self._take_flow(product, params.get("state"), flow_nonce=flow_nonce, tenant_id=given_tenant)
+        # The identity domain may come back with only `code` and `state` (§4.3): our flow knows the tenant.
+        tenant_id = flow.tenant_id if flow is not None else given_tenant
+        if tenant_id is None:
+            raise BadCallbackError("tenant missing from a callback without our state")
         access = await self._tenant_access(product, tenant_id, is_test=flow.is_test if flow else None)
         login = access.login
         domain = login.domain_name
@@ -246,7 +251,7 @@ class LoginFlows:
         return LoginDone(location=location, session_cookie=self._sessions.cookie_value(session_id), record=record)
 
     async def _take_flow(
-        self, product: Product, state: str | None, *, flow_nonce: str | None, tenant_id: str
+        self, product: Product, state: str | None, *, flow_nonce: str | None, tenant_id: str | None
     ) -> PendingFlow | None:
         if state is None:
             return None  # a sign-in the marketplace started (workbench, unified login page)
@@ -258,7 +263,7 @@ class LoginFlows:
         flow = PendingFlow.from_bytes(raw)
         if not is_token(flow_nonce) or digest(flow_nonce or "") != flow.browser:
             raise StateMismatchError("state issued to another browser")
-        if flow.tenant_id != tenant_id:
+        if tenant_id is not None and flow.tenant_id != tenant_id:
             raise StateMismatchError(f"state issued for tenant {flow.tenant_id!r}, callback for {tenant_id!r}")
         return flow
 

@@ -298,13 +298,17 @@ class MemberSessionService:
         """The grant behind a live login token of `product`, once; None for anything else."""
         if not is_token(login_token):
             return None
-        raw = await self._store.take(login_token_key(login_token))
+        key = login_token_key(login_token)
+        # Look before taking: another product's refused redeem must leave the token to its own.
+        raw = await self._store.get(key)
         if raw is None:
             return None
         minted = LoginTokenRecord.from_bytes(raw)
         if minted.product != product:
             log.warning("sso_login_token_wrong_product", product=product)
             return None
+        if await self._store.take(key) is None:
+            return None  # redeemed meanwhile
         record = await self.book.get(minted.session_ref)
         if record is None or self._now() >= record.expires_at:
             return None

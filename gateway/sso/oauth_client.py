@@ -3,7 +3,7 @@
 One `AsyncOAuth2Client` per exchange, configured with that tenant's domain and client
 credentials (client_secret_post), borrowing one long-lived transport so connections and TLS
 set-up are shared. Every call is bounded by `timeout_s` as a whole; authlib's and httpx's
-failures become SSO errors with stable codes.
+failures, and whatever a malformed answer makes authlib raise, become SSO errors with stable codes.
 """
 
 import asyncio
@@ -132,7 +132,7 @@ class IdentityClient:
                     response = await client.get(endpoints.userinfo, headers={"Accept": "application/json"})
             except (TimeoutError, httpx.TimeoutException) as exc:
                 raise IdentityTimeoutError("userinfo timed out") from exc
-            except (httpx.HTTPError, OAuthError) as exc:
+            except Exception as exc:  # see _bounded: authlib trusts the token answer's shape
                 raise IdentityUnavailableError(f"userinfo failed: {type(exc).__name__}") from exc
         if response.status_code != 200:
             raise UserinfoInvalidError(f"userinfo answered HTTP {response.status_code}")
@@ -167,7 +167,10 @@ class IdentityClient:
             if error in _CLIENT_ERRORS:
                 raise ClientRejectedError(f"token endpoint: {error}") from exc
             raise IdentityUnavailableError(f"token endpoint: {error[:64]}") from exc
-        except (httpx.HTTPError, ValueError) as exc:
+        except Exception as exc:
+            # Besides httpx's errors and bad JSON, authlib trusts the answer's shape: a `token_type`
+            # of null is an AttributeError, an `expires_in` of [1] a TypeError. Whatever it raises,
+            # the identity domain answered badly; the person gets the error page, not a 500.
             raise IdentityUnavailableError(f"token endpoint failed: {type(exc).__name__}") from exc
         return token
 

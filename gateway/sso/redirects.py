@@ -3,12 +3,14 @@
 Pure text checks over the target and the allow-list. A target is either a path on MarketGate's
 site (`/apps/crm/home`) or an absolute http(s) URL whose scheme and host (with port) equal
 those of `public_url` or of one allow-list entry, and whose path starts with that entry's
-path. `//host`, `/\\host`, user info, control characters and backslashes are refused.
+path. `//host`, `/\\host`, user info, control characters and backslashes are refused, and so
+are paths with `.` or `..` segments (also percent-encoded): a browser resolves
+`/app/../admin` to `/admin`, out from under the prefix the text comparison saw.
 """
 
 import re
 from collections.abc import Sequence
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 MAX_LENGTH = 2048
 
@@ -24,7 +26,7 @@ def allowed_redirect(target: str, *, public_url: str, allow: Sequence[str]) -> s
             return None
         target = public_url.rstrip("/") + target
     parts = _split(target)
-    if parts is None:
+    if parts is None or _has_dot_segment(parts.path):
         return None
     for prefix in (public_url, *allow):
         allowed = _split(prefix)
@@ -42,6 +44,12 @@ def _split(url: str) -> SplitResult | None:
     if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
         return None
     return parts
+
+
+def _has_dot_segment(path: str) -> bool:
+    # Decoded first: browsers treat `%2e` as `.`, and an encoded slash or backslash (which some
+    # servers decode) must not hide a segment either.
+    return any(segment in (".", "..") for segment in unquote(path).replace("\\", "/").split("/"))
 
 
 def _under(target: SplitResult, prefix: SplitResult) -> bool:

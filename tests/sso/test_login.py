@@ -1,7 +1,7 @@
 """Logging in: from the vendor's login button (our state) and from the workbench (no state),
 into the product through the login token; sessions, their cookie and the admin frontend's bearer."""
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -69,6 +69,25 @@ async def test_login_button_signs_the_member_in_and_hands_off_to_the_product(
     assert (body["tenantId"], body["userName"], body["role"], body["name"]) == (TENANT, "alice", "admin", "Alice")
 
 
+async def test_callback_with_our_state_and_no_tenant_takes_the_tenant_from_the_flow(
+    web: httpx.AsyncClient, directory: IdentityDirectory, behaviours: dict[str, Behaviour]
+) -> None:
+    # given the identity domain comes back with only `code` and `state` (koogallery-kit-sso.md §4.3)
+    sign_in_at_identity(web, directory, "alice")
+    location = urlsplit(await callback_from_button(web))
+    params = [(name, value) for name, value in parse_qsl(location.query) if name != "tenant"]
+    assert sorted(name for name, _ in params) == ["code", "state"]
+
+    # when the browser arrives at the callback
+    landed = await web.get(location._replace(query=urlencode(params)).geturl())
+
+    # then the sign-in is for the tenant the login was started for
+    assert landed.status_code == 303, landed.text
+    [login] = behaviours["alpha"].logins
+    assert (login.member.tenant_id, login.member.user_name) == (TENANT, "alice")
+    assert (await web.get(f"{MG}/sso/alpha/session")).json()["tenantId"] == TENANT
+
+
 async def test_workbench_sign_in_without_our_state_is_accepted(
     web: httpx.AsyncClient, directory: IdentityDirectory, behaviours: dict[str, Behaviour]
 ) -> None:
@@ -105,6 +124,28 @@ async def test_the_product_redeems_the_login_token_once(
     assert grant["nextUrl"] == "https://alpha.example.com/app/reports"
     assert grant["sessionId"] == login.session_id
     assert second.status_code == 400 and second.json() == {"error": "invalid_login_token"}
+
+
+async def test_another_products_redeem_leaves_the_login_token_to_its_product(
+    app: Starlette, web: httpx.AsyncClient, directory: IdentityDirectory, behaviours: dict[str, Behaviour]
+) -> None:
+    # given alpha was handed a login token for alice
+    sign_in_at_identity(web, directory, "alice")
+    await web.get(await callback_from_button(web))
+    [login] = behaviours["alpha"].logins
+
+    # when beta (its adapter, through its own AdapterContext) tries to redeem it
+    by_beta = await sso(app).sessions.login_tokens_for("beta").redeem(login.login_token)
+
+    # then beta gets nothing, and the token is still alpha's to redeem
+    assert by_beta is None
+    by_alpha = await web.post(
+        f"{MG}/sso/alpha/redeem",
+        json={"loginToken": login.login_token},
+        headers={"authorization": f"Bearer {REDEEM_KEY}"},
+    )
+    assert by_alpha.status_code == 200, by_alpha.text
+    assert by_alpha.json()["member"]["userName"] == "alice"
 
 
 async def test_unified_login_page_without_a_tenant(web: httpx.AsyncClient) -> None:

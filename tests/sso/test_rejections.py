@@ -1,17 +1,19 @@
 """Bad input and abuse: each gives a page for a person with an error code, a log line, and no
 session (no cookie, nothing new in the store, the product never asked to log anyone in)."""
 
-from collections.abc import AsyncIterator, Callable, Iterator
+import json
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.testing import capture_logs
 
 from gateway.adapters.contract import RetryLater
-from gateway.simulator.identity import IdentityDirectory
+from gateway.simulator.identity import TOKEN_PATH, IdentityDirectory
 from gateway.store import Store
 from graphql_api.principals import SESSION_COOKIE
 from tests.conftest import Backend, Marketplace
@@ -290,6 +292,59 @@ async def test_identity_domain_faults(
     await refusals.check(response, code=code, status=status)
 
 
+class _ChangeTokenAnswers:
+    """Middleware for the identity domain: its successful token answers, with some fields changed."""
+
+    def __init__(self, app: ASGIApp, *, changes: Mapping[str, Any]) -> None:
+        self.app = app
+        self.changes = changes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != TOKEN_PATH:
+            await self.app(scope, receive, send)
+            return
+        start: Message = {}
+        body = bytearray()
+
+        async def rewrite(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            body.extend(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            answer = json.loads(body)
+            if start["status"] == 200:
+                answer.update(self.changes)
+            raw = json.dumps(answer).encode()
+            headers = [(name, value) for name, value in start["headers"] if name.lower() != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(raw)).encode())]})
+            await send({"type": "http.response.body", "body": raw})
+
+        await self.app(scope, receive, rewrite)
+
+
+@pytest.mark.usefixtures("bound")
+@pytest.mark.parametrize(
+    "changes",
+    [{"token_type": None}, {"token_type": 7}, {"expires_in": [1]}],
+    ids=["token_type-null", "token_type-number", "expires_in-list"],
+)
+async def test_malformed_token_answers(
+    web: httpx.AsyncClient,
+    refusals: Refusals,
+    signed_in: Callable[[str], None],
+    identity_app: Starlette,
+    changes: dict[str, Any],
+) -> None:
+    identity_app.add_middleware(_ChangeTokenAnswers, changes=changes)
+    signed_in("alice")
+    location = await callback_from_workbench(web)
+    await refusals.snapshot()
+    response = await web.get(location)
+    await refusals.check(response, code="sso_identity_unavailable", status=502)
+
+
 @pytest.mark.usefixtures("bound")
 async def test_wrong_client_secret(
     web: httpx.AsyncClient, refusals: Refusals, signed_in: Callable[[str], None], directory: IdentityDirectory
@@ -313,6 +368,8 @@ async def test_wrong_client_secret(
         "//evil.example/x",
         "/\\evil.example",
         "https://alpha.example.com/other",
+        "https://alpha.example.com/app/../admin",
+        "https://alpha.example.com/app/%2e%2e/admin",
         "https://alpha.example.com.evil.example/app",
         "https://user@alpha.example.com/app",
         "javascript:alert(1)",

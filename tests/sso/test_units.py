@@ -42,6 +42,30 @@ def test_allowed_redirects(target: str, expected: str | None) -> None:
     assert allowed_redirect(target, public_url=PUBLIC, allow=ALLOW) == expected
 
 
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://crm.example.com/app/../admin",
+        "https://crm.example.com/app/%2e%2e/admin",
+        "https://crm.example.com/app/%2E%2e/admin",
+        "https://crm.example.com/app/.%2E/admin",
+        "https://crm.example.com/app/..",
+        "https://crm.example.com/app/./reports",
+        "https://crm.example.com/app/x%2f..%2f..%2fadmin",
+        "https://crm.example.com/app/x%5c..%5cadmin",
+        "/apps/crm/../../admin",
+    ],
+)
+def test_redirects_with_dot_segments_are_refused(target: str) -> None:
+    # a browser resolves them (`/app/../admin` is `/admin`), out from under the allowed prefix
+    assert allowed_redirect(target, public_url=PUBLIC, allow=ALLOW) is None
+
+
+def test_dots_inside_a_segment_are_no_dot_segment() -> None:
+    target = "https://crm.example.com/app/report..v2/.well"
+    assert allowed_redirect(target, public_url=PUBLIC, allow=ALLOW) == target
+
+
 def test_cookie_signatures() -> None:
     key = cookie_key(b"m" * 32)
     signed = sign("abcdefghijklmnopqrstuvwxyz012345", key=key)
