@@ -115,6 +115,7 @@ def admin_api(settings: Settings) -> ASGIApp:
         max_depth=settings.graphql_max_depth,
         max_aliases=settings.graphql_max_aliases,
         max_tokens=settings.graphql_max_tokens,
+        max_body_bytes=settings.graphql_max_body_bytes,
         cors_origins=tuple(settings.cors_origins),
     )
     return create_graphql_app(options, host_of=_graphql_host)

@@ -141,9 +141,10 @@ class ProductConfig(BaseModel):
 
     @property
     def kit_keys(self) -> list[bytes]:
-        """Keys that verify Kit calls; `kit_access_key` defaults to `access_key`."""
-        current = self.kit_access_key or self.access_key
-        return [self._decode(key) for key in (current, *self.previous_kit_access_keys)]
+        """Keys that verify Kit calls: `kit_access_key` and its previous keys, or, when it is unset,
+        the basic keys (a rotation of `access_key` then covers Kit calls too)."""
+        current = [self.kit_access_key] if self.kit_access_key else [self.access_key, *self.previous_access_keys]
+        return [self._decode(key) for key in (*current, *self.previous_kit_access_keys)]
 
 
 def _require_plain_url(url: str, what: str) -> None:
@@ -268,6 +269,7 @@ class Settings(BaseSettings):
     graphql_max_depth: Annotated[int, Field(gt=0, le=100)] = 10
     graphql_max_aliases: Annotated[int, Field(ge=0, le=1000)] = 30
     graphql_max_tokens: Annotated[int, Field(gt=0, le=100_000)] = 2000
+    graphql_max_body_bytes: Annotated[int, Field(gt=0, le=64 * 1024 * 1024)] = 1024 * 1024
     sso_session_ttl_s: Annotated[float, Field(gt=0, le=30 * 86400)] = 8 * 3600.0
     """How long a MarketGate SSO session lasts at most (the identity domain's tokens are refreshed meanwhile)."""
     sso_state_ttl_s: Annotated[float, Field(gt=0, le=3600)] = 600.0

@@ -1,14 +1,15 @@
 """Verifying a production call: timestamp, body, signature, then (once accepted) the nonce.
 
-The order is the contract's (§2). The nonce is recorded only when the call is accepted,
-so neither a forger nor a malformed call can burn nonces.
+The order is the contract's (§2), except that a body that is no JSON object is checked against
+its signature first: a forgery is 000001 whatever it carries. The nonce is recorded only when
+the call is accepted, so neither a forger nor a malformed call can burn nonces.
 """
 
 import secrets
 
 from gateway.clock import Clock, epoch_ms
 from gateway.koogallery import signing
-from gateway.koogallery.errors import BadSignatureError, ReplayedNonceError
+from gateway.koogallery.errors import BadPayloadError, BadSignatureError, ReplayedNonceError
 from gateway.koogallery.payload import JsonObject, canonical_payload, parse_object
 from gateway.koogallery.signing import CallKind, SignatureInputs
 from gateway.products import Product
@@ -25,8 +26,14 @@ class CallVerifier:
         signature, timestamp, nonce = signing.check_inputs(inputs)
         window_ms = int(product.config.timestamp_window_s * 1000)
         signing.check_timestamp(timestamp, now_ms=epoch_ms(self._clock.now()), window_ms=window_ms)
-        payload = parse_object(raw)
         keys = product.config.basic_keys if kind is CallKind.BASIC else product.config.kit_keys
+        try:
+            payload = parse_object(raw)
+        except BadPayloadError:
+            # No JSON object, so no canonical form: only a body signed over its raw bytes is a bad
+            # parameter (000002); anyone else is answered as a forger (000001).
+            signing.verify(kind, keys=keys, signature=signature, nonce=nonce, timestamp=timestamp, payloads=[raw])
+            raise
         try:
             # The marketplace sends its bodies canonical already: the raw bytes usually match,
             # and trying them first spares re-serialising the body. Both forms are accepted either way.

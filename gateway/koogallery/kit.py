@@ -152,7 +152,9 @@ Text256 = Annotated[str, _text(256), AfterValidator(_clean_text)]
 Id64 = Annotated[str, _text(64, min_length=1), AfterValidator(_clean_text)]
 Name128 = Annotated[str, _text(128, min_length=1), AfterValidator(_clean_text)]
 Secret = Annotated[str, _text(4096), AfterValidator(_clean_text)]
-ParentCode = Annotated[str, BeforeValidator(_none_as_empty), _text(64), AfterValidator(_clean_text)]
+Text64NullAsEmpty = Annotated[str, BeforeValidator(_none_as_empty), _text(64), AfterValidator(_clean_text)]
+"""At most 64 characters; `null` reads as "" (instanceId and orderId of the seller's own credential test)."""
+ParentCode = Text64NullAsEmpty
 MarketplaceTime = Annotated[
     str, BeforeValidator(_time_text), StringConstraints(strict=True, pattern=r"^\d{14}(\d{3})?$")
 ]
@@ -177,7 +179,7 @@ class _Model(BaseModel):
 class KitRequest(_Model):
     """The fields every Kit call carries."""
 
-    instance_id: Text64 = Field(alias="instanceId")
+    instance_id: Text64NullAsEmpty = Field(alias="instanceId")
     """Empty when the seller's own credential creation or test triggered the call."""
     tenant_id: Id64 = Field(alias="tenantId")
     test_flag: TestFlag = Field(alias="testFlag")
@@ -191,7 +193,7 @@ class KitRequest(_Model):
 
 class TenantSync(KitRequest):
     flag: TenantFlag
-    order_id: Text64 = Field(alias="orderId")
+    order_id: Text64NullAsEmpty = Field(alias="orderId")
     tenant_code: Text64 | None = Field(default=None, alias="tenantCode")
     name: Text255 | None = None
     domain_name: Text255 | None = Field(default=None, alias="domainName")

@@ -70,7 +70,11 @@ def check_tenant_domain(url: str, *, allow: Sequence[str] = ()) -> str:
     host = _public_host(parts.netloc.rsplit(":", 1)[0] if port is not None else parts.netloc)
     if allow and not any(host_matches(host, pattern) for pattern in allow):
         raise UnsafeTenantDomainError("domainName is not in the product's tenant_domain_allow list")
-    return f"https://{host}{parts.path.rstrip('/')}"
+    domain = f"https://{host}{parts.path.rstrip('/')}"
+    if len(domain) > MAX_LENGTH:
+        # An international host grows in punycode: what is stored must still fit its column.
+        raise UnsafeTenantDomainError("domainName is too long once its host name is in punycode")
+    return domain
 
 
 def host_matches(host: str, pattern: str) -> bool:

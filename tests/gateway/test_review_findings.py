@@ -16,12 +16,12 @@ from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.clock import epoch_ms
-from gateway.koogallery.signing import CallKind
+from gateway.koogallery.signing import CallKind, sign
 from gateway.settings import ConfigError, Environment, ProductConfig, Settings
 from gateway.simulator.signer import marketplace_body, new_nonce, sign_call
 from gateway.store import Store
 from tenants.models import InstanceStatus, Job, JobState
-from tests.conftest import Backend, Marketplace
+from tests.conftest import ALPHA_KEY, Backend, Marketplace
 from tests.fakes import Behaviour, recording_factory
 from tests.gateway.helpers import get_instance, state_counts
 
@@ -103,9 +103,12 @@ async def test_previous_keys_and_base64_keys_verify(rotating_app: Starlette) -> 
         assert (await marketplace.answer("b64", new, key=raw_key))["resultCode"] == "000000"
 
 
-async def test_deep_nesting_is_a_bad_parameter_without_a_signature(app: Starlette, client: httpx.AsyncClient) -> None:
+async def test_deep_nesting_is_a_bad_parameter(app: Starlette, client: httpx.AsyncClient) -> None:
     body = b'{"activity":' + b"[" * 500 + b"1" + b"]" * 500 + b"}"
-    params = {"signature": "0" * 64, "timestamp": str(epoch_ms(datetime.now(UTC))), "nonce": new_nonce()}
+    nonce, timestamp = new_nonce(), str(epoch_ms(datetime.now(UTC)))
+    # Signed over its raw bytes: the only form a body too deep to read has (unsigned, it is 000001).
+    signature = sign(CallKind.BASIC, ALPHA_KEY.encode(), nonce=nonce, timestamp=timestamp, payload=body)
+    params = {"signature": signature, "timestamp": timestamp, "nonce": nonce}
     response = await client.post("/koogallery/alpha", content=body, params=params)
     assert response.json()["resultCode"] == "000002"
 

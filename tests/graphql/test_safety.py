@@ -4,6 +4,7 @@ only when allowed, CORS from settings, and no secret in any answer."""
 import asyncio
 import hashlib
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -263,6 +264,30 @@ async def test_documents_beyond_the_token_limit_are_refused_with_a_code(
     assert codes(body) == ["QUERY_TOO_LARGE"]
     assert "2000 tokens" in body["errors"][0]["message"]
     assert counter.statements == [statement for statement in counter.statements if "api_tokens" in statement]
+
+
+async def test_a_body_over_the_cap_is_refused_before_anything_else(
+    app: Starlette, gql: GraphQL, tokens: Tokens, client: httpx.AsyncClient
+) -> None:
+    """Query and variables together: the token limit bounds only the query text. Refused whoever
+    sends it (no sign-in looked at), by its Content-Length or, without one, as it arrives."""
+    cap = app.state.settings.graphql_max_body_bytes
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"query": "{ viewer { actor } }", "variables": {"padding": "'
+        yield b"x" * cap
+        yield b'"}}'
+
+    with StatementCounter(app) as counter:
+        padded = await gql.post("{ viewer { actor } }", {"padding": "x" * cap})
+        streamed = await client.post("/graphql", content=chunks(), headers={"Content-Type": "application/json"})
+    for refused in (padded, streamed):
+        assert refused.status_code == 413
+        assert codes(refused.json()) == ["REQUEST_TOO_LARGE"]
+    assert "content-length" not in streamed.request.headers
+    assert counter.statements == []
+    fits = await gql.post("{ viewer { actor } }", {"padding": "x" * (cap // 2)}, token=tokens.alpha_read)
+    assert fits.status_code == 200 and fits.json()["data"]["viewer"]["actor"]
 
 
 @pytest.mark.parametrize(

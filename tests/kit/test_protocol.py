@@ -187,6 +187,31 @@ def test_unsafe_tenant_domains(url: str, allow: list[str]) -> None:
         check_tenant_domain(url, allow=allow)
 
 
+def test_tenant_domain_length_counts_the_host_in_punycode() -> None:
+    # Given a host of 71 characters that is 215 in punycode, and paths that fit 255 characters before it
+    host = ".".join(["中文域名测试标签" * 2] * 4) + ".com"
+    fits, too_long = f"https://{host}/{'a' * 31}", f"https://{host}/{'a' * 32}"
+    assert len(too_long) == 112
+    # Then the normalised domain may reach the column's 255 characters, and not one more
+    assert len(check_tenant_domain(fits)) == 255
+    with pytest.raises(UnsafeTenantDomainError, match="punycode"):
+        check_tenant_domain(too_long)
+
+
+def test_instance_and_order_ids_may_be_null_but_not_missing() -> None:
+    # Given the seller's own credential test, which may send instanceId and orderId as null
+    body = {**tenant_sync(TENANT_A, 1), "instanceId": None, "orderId": None}
+    # Then they read as empty
+    request = parse_kit_request(SyncName.TENANT, body, max_users=5)
+    assert isinstance(request, TenantSync)
+    assert (request.instance_id, request.order_id) == ("", "")
+    # But a call without them is still refused
+    for field in ("instanceId", "orderId"):
+        without = {key: value for key, value in body.items() if key != field}
+        with pytest.raises(BadPayloadError, match=f"{field}: Field required"):
+            parse_kit_request(SyncName.TENANT, without, max_users=5)
+
+
 def test_field_leniency() -> None:
     body = {
         **auth_sync(TENANT_A, 1, [user("u1"), user("u1", role="admin")]),

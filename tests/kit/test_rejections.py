@@ -106,6 +106,10 @@ BAD_BODIES: dict[str, tuple[str, Body]] = {
     "missing timeStamp": ("tenantSync", {k: v for k, v in tenant_sync(TENANT_A, 1).items() if k != "timeStamp"}),
     "missing testFlag": ("tenantSync", {k: v for k, v in tenant_sync(TENANT_A, 1).items() if k != "testFlag"}),
     "missing domainName": ("tenantSync", {**tenant_sync(TENANT_A, 1), "domainName": None}),
+    "domainName over 255 characters in punycode": (
+        "tenantSync",
+        tenant_sync(TENANT_A, 1, domain="https://" + ".".join(["中文域名测试标签" * 2] * 4) + ".com/" + "a" * 48),
+    ),
     "empty tenantCode": ("tenantSync", {**tenant_sync(TENANT_A, 2), "tenantCode": ""}),
     "missing clientId": ("applicationSync", {**application_sync(TENANT_A, 1), "clientId": None}),
     "missing appId": ("authSync", {**auth_sync(TENANT_A, 1, users(1)), "appId": None}),
@@ -235,6 +239,10 @@ async def test_bad_signatures_are_refused_and_change_nothing(
         "timestamp 61 s old": ("000002", lambda n: send(client, "tenantSync", body, nonce=n, ts=now_ms() - 61_000)),
         "timestamp 61 s ahead": ("000002", lambda n: send(client, "tenantSync", body, nonce=n, ts=now_ms() + 61_000)),
         "wrong key": ("000001", lambda n: send(client, "tenantSync", body, nonce=n, key="not-the-key-0000000")),
+        "wrong key on a body that is not JSON": (
+            "000001",
+            lambda n: send(client, "tenantSync", b"tenantId=1", nonce=n, key="not-the-key-0000000"),
+        ),
         "another product's key": ("000001", lambda n: send(client, "tenantSync", body, nonce=n, key=BETA_KEY)),
         "basic scheme": ("000001", lambda n: send_basic_signed(client, body, nonce=n)),
         "tampered body": (
