@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from gateway.products import Product
+from gateway.routes.answers import BodyTooLargeError, read_capped_body
 from gateway.sso import Sso
 from gateway.sso.cookies import (
     FLOW_COOKIE,
@@ -204,11 +205,10 @@ async def redeem(request: Request) -> Response:
     if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode("utf-8", "replace"), expected):
         log.warning("sso_refused", product=product.slug, code="sso_redeem_unauthorized", client=_client(request))
         return _json({"error": "unauthorized"}, 401)
-    body = await request.body()
     try:
-        login_token = json.loads(body)["loginToken"] if len(body) <= _REDEEM_BODY_LIMIT else None
-    except (ValueError, TypeError, KeyError):
-        login_token = None
+        login_token = json.loads(await read_capped_body(request, _REDEEM_BODY_LIMIT))["loginToken"]
+    except (BodyTooLargeError, ValueError, TypeError, KeyError):
+        login_token = None  # a body past the limit is not read to its end
     if not isinstance(login_token, str):
         return _json({"error": "bad_request"}, 400)
     try:

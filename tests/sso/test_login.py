@@ -1,6 +1,8 @@
 """Logging in: from the vendor's login button (our state) and from the workbench (no state),
 into the product through the login token; sessions, their cookie and the admin frontend's bearer."""
 
+import json
+from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
@@ -114,6 +116,14 @@ async def test_the_product_redeems_the_login_token_once(
     wrong_key = await web.post(
         f"{MG}/sso/alpha/redeem", json={"loginToken": login.login_token}, headers={"authorization": "Bearer nope"}
     )
+    # A body past the 4 KiB limit is refused (not read to its end) and uses nothing up: the token is redeemed next
+    async def oversized() -> AsyncIterator[bytes]:
+        yield json.dumps({"loginToken": login.login_token, "padding": ""}).encode()[:-2]
+        yield b"x" * 5000 + b'"}'
+
+    too_large = await web.post(f"{MG}/sso/alpha/redeem", content=oversized(), headers=product_server)
+    assert too_large.status_code == 400 and too_large.json() == {"error": "bad_request"}
+
     first = await web.post(f"{MG}/sso/alpha/redeem", json={"loginToken": login.login_token}, headers=product_server)
     second = await web.post(f"{MG}/sso/alpha/redeem", json={"loginToken": login.login_token}, headers=product_server)
 
