@@ -104,6 +104,16 @@ class _NoCookies(CookieJar):
 
 
 class _Transport(AiohttpTransport):
+    def get_client(self) -> aiohttp.ClientSession:
+        """httpx-aiohttp's session, but with a cookie jar that keeps nothing: its default session
+        has aiohttp's own jar, which kept a host name's cookies beneath httpx's (see `_NoCookies`)."""
+        connector = aiohttp.TCPConnector(
+            limit=self.limits.max_connections or 0,  # httpx's None and aiohttp's 0: no limit
+            keepalive_timeout=self.limits.keepalive_expiry,
+            ssl=self.ssl_context,
+        )
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         with _httpx_errors():
             response = await super().handle_async_request(request)
