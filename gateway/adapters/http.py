@@ -5,8 +5,9 @@ This docstring is the wire format backend authors implement.
 Settings (`[products.<slug>.adapter_settings]`):
 
 - `url`: the backend's http(s) base URL, without credentials, query or fragment.
-- `secret`, or `secret_env` naming an environment variable that holds it: the shared
-  signing secret, at least 16 characters.
+- `secret`, or `secret_env` naming an environment variable that holds it, or `secret_file`
+  naming a file that holds it (a trailing newline is ignored): the shared signing secret, at
+  least 16 characters.
 - `timeout_s` (default 2.5): the whole-request deadline, in seconds.
 - `handles_test_calls` (default false): whether the marketplace's debug calls reach the backend.
 
@@ -55,15 +56,20 @@ Headers:
 
 - `x-marketgate-timestamp`: milliseconds since the Unix epoch, when the request was signed.
 - `x-marketgate-nonce`: random hex, new for every attempt.
-- `x-marketgate-signature`: lowercase hex HMAC-SHA256 with the secret as key over
-  `timestamp + "\\n" + nonce + "\\n" + body` (the body's exact bytes).
-- `x-marketgate-event-id`: hex SHA-256 of `operation + "\\n" + body`: the same for every
-  delivery of the same request, so the backend can recognise repeats.
 - `x-marketgate-product`: the product's slug.
+- `x-marketgate-signature`: lowercase hex HMAC-SHA256 with the secret as key over
+  `timestamp + "\\n" + nonce + "\\n" + operation + "\\n" + product + "\\n" + body` (the
+  operation as in the path, the product as in its header, the body's exact bytes): a request
+  signed for one operation or product does not verify for another (`describe` and `release`
+  of an instance carry the same body).
+- `x-marketgate-event-id`: hex SHA-256 of `operation + "\\n" + body`. Every retry of a delivery
+  carries the same id, but so does a later request with the same content (freeze, unfreeze,
+  freeze): never skip a request because its id was seen before.
 
-A backend checks the signature and that the timestamp is within five minutes of its clock
+A backend checks the signature over the operation of the path it was called on and the product
+it serves, and that the timestamp is within five minutes of its clock
 (`verify_backend_signature` does both), and should refuse a nonce it saw in that window.
-Delivery is at least once: every operation must be idempotent.
+Delivery is at least once: every operation must be idempotent, and applied as it comes.
 
 Answers (any 2xx status; JSON where a body is read; unknown keys are ignored):
 
@@ -89,6 +95,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -153,16 +160,20 @@ class BackendContractError(AdapterError):
 # -- signing: pure functions, shared by MarketGate and Python backends ---------------------------------
 
 
-def sign_request(secret: str, timestamp: str, nonce: str, body: bytes) -> str:
-    """The `x-marketgate-signature` of a request: hex HMAC-SHA256 over timestamp, nonce and body."""
-    message = timestamp.encode("ascii") + b"\n" + nonce.encode("ascii") + b"\n" + body
-    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+def sign_request(secret: str, *, timestamp: str, nonce: str, operation: str, product: str, body: bytes) -> str:
+    """The `x-marketgate-signature` of a request: hex HMAC-SHA256 over timestamp, nonce,
+    operation, product and body."""
+    head = "\n".join((timestamp, nonce, operation, product)).encode("utf-8")
+    return hmac.new(secret.encode("utf-8"), head + b"\n" + body, hashlib.sha256).hexdigest()
 
 
 def verify_backend_signature(
     secret: str,
+    *,
     timestamp: str,
     nonce: str,
+    operation: str,
+    product: str,
     body: bytes,
     signature: str,
     now_ms: int,
@@ -170,14 +181,18 @@ def verify_backend_signature(
 ) -> bool:
     """True when `signature` signs this exact request and `timestamp` is within `window_ms` of now.
 
-    For backends written in Python: pass the three headers as received, the raw body bytes and
-    the current time in milliseconds. Replayed nonces are the backend's to refuse.
+    For backends written in Python: pass the timestamp, nonce and signature headers as received,
+    the operation of the path the request came to, the product slug the backend serves (not the
+    header's, unchecked), the raw body bytes and the current time in milliseconds. Replayed
+    nonces are the backend's to refuse.
     """
-    if not (timestamp.isascii() and timestamp.isdigit() and nonce.isascii() and nonce):
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 16 and nonce.isascii() and nonce):
         return False
-    if abs(now_ms - int(timestamp)) > window_ms:
+    if "\n" in operation or "\n" in product or abs(now_ms - int(timestamp)) > window_ms:
         return False
-    expected = sign_request(secret, timestamp, nonce, body)
+    expected = sign_request(
+        secret, timestamp=timestamp, nonce=nonce, operation=operation, product=product, body=body
+    )
     return hmac.compare_digest(expected.encode("ascii"), signature.strip().lower().encode("utf-8", "replace"))
 
 
@@ -207,7 +222,8 @@ def wire_body(request: object) -> bytes:
 
 
 def event_id(operation: str, body: bytes) -> str:
-    """The `x-marketgate-event-id`: stable across deliveries of the same request."""
+    """The `x-marketgate-event-id`: the same for every retry of a delivery (and for any request
+    with the same content)."""
     return hashlib.sha256(operation.encode("ascii") + b"\n" + body).hexdigest()
 
 
@@ -222,6 +238,7 @@ class HttpAdapterSettings(BaseModel):
     url: str
     secret: SecretStr | None = None
     secret_env: str | None = Field(default=None, min_length=1)
+    secret_file: Path | None = None
     timeout_s: float = Field(default=2.5, gt=0, le=60)
     handles_test_calls: bool = False
 
@@ -239,14 +256,19 @@ class HttpAdapterSettings(BaseModel):
 
     @model_validator(mode="after")
     def _one_secret_source(self) -> "HttpAdapterSettings":
-        if (self.secret is None) == (self.secret_env is None):
-            raise ValueError("give exactly one of secret and secret_env")
+        if [self.secret, self.secret_env, self.secret_file].count(None) != 2:
+            raise ValueError("give exactly one of secret, secret_env and secret_file")
         return self
 
     def resolved_secret(self) -> str:
-        """The signing secret, read from the environment if so configured."""
+        """The signing secret, read from the environment or a file if so configured."""
         if self.secret is not None:
             secret = self.secret.get_secret_value()
+        elif self.secret_file is not None:
+            try:
+                secret = self.secret_file.read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise AdapterConfigError(f"secret_file {str(self.secret_file)!r} cannot be read") from exc
         else:
             assert self.secret_env is not None  # ensured by _one_secret_source
             secret = os.environ.get(self.secret_env, "")
@@ -277,7 +299,7 @@ class _Answer(BaseModel):
 
 
 class _WireAppInfo(_Answer):
-    front_end_url: str = Field(min_length=1, max_length=512)
+    front_end_url: str  # its limits are the marketplace's, checked for every adapter (`app_info_problem`)
     admin_url: str | None = None
     user_name: str | None = None
     password: str | None = Field(default=None, repr=False)
@@ -289,7 +311,7 @@ class _AppInfoAnswer(_Answer):
 
 
 class _ChangeAnswer(_Answer):
-    accepted: bool
+    accepted: bool = Field(strict=True)  # "yes" or 1 is no decision
     reason: str = ""
 
 
@@ -347,7 +369,14 @@ class HttpAdapter:
             "content-type": "application/json",
             "x-marketgate-timestamp": timestamp,
             "x-marketgate-nonce": nonce,
-            "x-marketgate-signature": sign_request(self._secret, timestamp, nonce, body),
+            "x-marketgate-signature": sign_request(
+                self._secret,
+                timestamp=timestamp,
+                nonce=nonce,
+                operation=operation,
+                product=self.context.product,
+                body=body,
+            ),
             "x-marketgate-event-id": event_id(operation, body),
             "x-marketgate-product": self.context.product,
         }
@@ -358,6 +387,8 @@ class HttpAdapter:
             raise RetryLater(f"backend timed out on {operation} after {self.settings.timeout_s}s") from exc
         except httpx.TransportError as exc:
             raise RetryLater(f"backend unreachable on {operation}: {type(exc).__name__}") from exc
+        except httpx.DecodingError as exc:
+            raise BackendContractError(f"answer to {operation} has a bad content encoding") from exc
         if response.status_code >= 500 or response.status_code == 429:
             raise RetryLater(f"backend answered {response.status_code} to {operation}")
         return response

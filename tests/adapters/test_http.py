@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -94,17 +95,19 @@ class Backend:
     async def endpoint(self, request: Request) -> Response:
         body = await request.body()
         headers = request.headers
+        operation = request.path_params["operation"]
         valid = verify_backend_signature(
             self.secret,
-            headers.get("x-marketgate-timestamp", ""),
-            headers.get("x-marketgate-nonce", ""),
-            body,
-            headers.get("x-marketgate-signature", ""),
+            timestamp=headers.get("x-marketgate-timestamp", ""),
+            nonce=headers.get("x-marketgate-nonce", ""),
+            operation=operation,
+            product=CONTEXT.product,
+            body=body,
+            signature=headers.get("x-marketgate-signature", ""),
             now_ms=time.time_ns() // 1_000_000,
         )
         if not valid:
             return JSONResponse({"error": "bad signature"}, status_code=401)
-        operation = request.path_params["operation"]
         self.calls.append(Call(operation, dict(headers), body))
         await asyncio.sleep(self.delay_s)
         return self.answers.get(operation) or self.default_answer(operation)
@@ -334,6 +337,13 @@ async def test_a_slow_backend_hits_the_whole_request_deadline(backend: Backend) 
         ("provision", JSONResponse({"appInfo": None}), "appInfo is null"),
         ("describe", JSONResponse([1, 2]), "malformed answer to describe"),
         ("check_change", JSONResponse({"reason": "no"}), "malformed answer to check_change: accepted"),
+        ("check_change", JSONResponse({"accepted": "yes"}), "malformed answer to check_change: accepted"),
+        ("check_change", JSONResponse({"accepted": 1}), "malformed answer to check_change: accepted"),
+        (
+            "describe",
+            Response(b"\x1f\x8bnot gzip", headers={"content-encoding": "gzip"}, media_type="application/json"),
+            "answer to describe has a bad content encoding",
+        ),
         ("check_change", Response(status_code=302, headers={"location": "/x"}), "backend answered 302"),
     ],
 )
@@ -368,30 +378,35 @@ def test_signature_verification() -> None:
     body = b'{"instance":{"instanceId":"inst-1"}}'
     now_ms = 1_900_000_000_000
     timestamp = str(now_ms - 1_000)
-    signature = sign_request(SECRET, timestamp, "ab12", body)
+    request: dict[str, Any] = {"operation": "describe", "product": "crm", "body": body}
+    signature = sign_request(SECRET, timestamp=timestamp, nonce="ab12", **request)
 
-    assert verify_backend_signature(SECRET, timestamp, "ab12", body, signature, now_ms)
-    assert verify_backend_signature(SECRET, timestamp, "ab12", body, signature.upper(), now_ms)
+    def verify(secret: str = SECRET, **changes: Any) -> bool:
+        given: dict[str, Any] = {"timestamp": timestamp, "nonce": "ab12", "signature": signature, **request, **changes}
+        return verify_backend_signature(secret, now_ms=now_ms, **given)
+
+    def signed_at(moment: str) -> bool:
+        return verify(timestamp=moment, signature=sign_request(SECRET, timestamp=moment, nonce="ab12", **request))
+
+    assert verify()
+    assert verify(signature=signature.upper())
     # tampered body, nonce, timestamp or secret
-    assert not verify_backend_signature(
-        SECRET, timestamp, "ab12", body.replace(b"inst-1", b"inst-2"), signature, now_ms
-    )
-    assert not verify_backend_signature(SECRET, timestamp, "ab13", body, signature, now_ms)
-    assert not verify_backend_signature(SECRET, str(now_ms), "ab12", body, signature, now_ms)
-    assert not verify_backend_signature("x" * 32, timestamp, "ab12", body, signature, now_ms)
+    assert not verify(body=body.replace(b"inst-1", b"inst-2"))
+    assert not verify(nonce="ab13")
+    assert not verify(timestamp=str(now_ms))
+    assert not verify("x" * 32)
+    # the same body for another operation (release carries describe's body) or another product
+    assert not verify(operation="release")
+    assert not verify(product="erp")
     # stale and future timestamps, correctly signed
-    stale = str(now_ms - 300_001)
-    assert not verify_backend_signature(SECRET, stale, "ab12", body, sign_request(SECRET, stale, "ab12", body), now_ms)
-    future = str(now_ms + 300_001)
-    assert not verify_backend_signature(
-        SECRET, future, "ab12", body, sign_request(SECRET, future, "ab12", body), now_ms
-    )
-    edge = str(now_ms - 300_000)
-    assert verify_backend_signature(SECRET, edge, "ab12", body, sign_request(SECRET, edge, "ab12", body), now_ms)
-    # garbage headers
-    assert not verify_backend_signature(SECRET, "12x", "ab12", body, signature, now_ms)
-    assert not verify_backend_signature(SECRET, timestamp, "", body, signature, now_ms)
-    assert not verify_backend_signature(SECRET, timestamp, "ab12", body, "é" * 64, now_ms)
+    assert not signed_at(str(now_ms - 300_001))
+    assert not signed_at(str(now_ms + 300_001))
+    assert signed_at(str(now_ms - 300_000))
+    # garbage headers: not digits, far too long to be a time (refused, not a crash), no nonce
+    assert not verify(timestamp="12x")
+    assert not verify(timestamp="9" * 5000)
+    assert not verify(nonce="")
+    assert not verify(signature="é" * 64)
 
 
 async def test_the_secret_never_shows(backend: Backend) -> None:
@@ -443,11 +458,41 @@ async def test_secret_from_the_environment(monkeypatch: pytest.MonkeyPatch, back
         HttpAdapter({"url": "http://backend.test", "secret_env": "NOTES_BACKEND_SECRET"}, CONTEXT)
 
 
+async def test_secret_from_a_file(tmp_path: Path, backend: Backend) -> None:
+    path = tmp_path / "backend-secret"
+    path.write_text(SECRET + "\n", encoding="utf-8")
+    adapter = HttpAdapter(
+        {"url": "http://backend.test", "secret_file": str(path)},
+        CONTEXT,
+        transport=httpx.ASGITransport(app=backend.app()),
+    )
+    try:
+        await adapter.release(INSTANCE)  # the backend verifies with SECRET: the newline is not part of it
+    finally:
+        await adapter.aclose()
+    assert [call.operation for call in backend.calls] == ["release"]
+    with pytest.raises(AdapterConfigError, match="cannot be read") as error:
+        HttpAdapter({"url": "http://backend.test", "secret_file": str(tmp_path / "missing")}, CONTEXT)
+    assert SECRET not in str(error.value)
+
+
+async def test_the_marketplaces_app_info_limits_are_not_the_wire_formats(
+    adapter: HttpAdapter, backend: Backend
+) -> None:
+    """A frontEndUrl over 512 characters passes through, for provisioning to refuse for good
+    (`app_info_problem`), as with every adapter: as a contract error it would be retried."""
+    long_url = "https://notes.example.com/" + "x" * 600
+    backend.answers["provision"] = JSONResponse({"appInfo": {"frontEndUrl": long_url}})
+    app_info = await adapter.provision(ProvisionRequest(instance=INSTANCE, order=None))
+    assert app_info.front_end_url == long_url
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        ({"url": "http://backend.test"}, "exactly one of secret and secret_env"),
-        (settings(secret_env="X"), "exactly one of secret and secret_env"),
+        ({"url": "http://backend.test"}, "exactly one of secret, secret_env and secret_file"),
+        (settings(secret_env="X"), "exactly one of secret, secret_env and secret_file"),
+        (settings(secret_file="/x"), "exactly one of secret, secret_env and secret_file"),
         (settings(secret="too-short"), "at least 16 characters"),
         (settings(url="backend.test"), "url: Value error, must be an http"),
         (settings(url="https://user:pw@backend.test"), "must not carry credentials"),

@@ -58,10 +58,12 @@ class ProductBackend:
             headers = request.headers
             assert verify_backend_signature(
                 SECRET,
-                headers["x-marketgate-timestamp"],
-                headers["x-marketgate-nonce"],
-                body,
-                headers["x-marketgate-signature"],
+                timestamp=headers["x-marketgate-timestamp"],
+                nonce=headers["x-marketgate-nonce"],
+                operation="provision",
+                product=headers["x-marketgate-product"],
+                body=body,
+                signature=headers["x-marketgate-signature"],
                 now_ms=epoch_ms_now(),
             )
             event_id = headers["x-marketgate-event-id"]
