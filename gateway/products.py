@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from gateway.adapters.contract import Adapter, AppInfo, InstanceRef
+from gateway.koogallery.results import APP_INFO_LIMITS
 from gateway.settings import ProductConfig
 from tenants.models import Instance
 
@@ -21,10 +22,6 @@ class Product:
         return InstanceRef(product=self.slug, instance_id=instance.instance_id, is_test=instance.is_test)
 
 
-_APP_INFO_LIMITS = {"frontEndUrl": 512, "adminUrl": 512, "userName": 128, "password": 128, "memo": 1024}
-"""The marketplace's limits on AppInfo (notes §3.2); `frontEndUrl` is required."""
-
-
 def app_info_problem(app_info: AppInfo) -> str | None:
     """What the marketplace would refuse in an adapter's AppInfo (never the values: one may be a
     password); None when it is fine."""
@@ -33,7 +30,7 @@ def app_info_problem(app_info: AppInfo) -> str | None:
         return "frontEndUrl is empty"
     over = [
         f"{name} over {limit} characters"
-        for name, limit in _APP_INFO_LIMITS.items()
+        for name, limit in APP_INFO_LIMITS.items()
         if len(fields.get(name, "")) > limit
     ]
     return ", ".join(over) or None

@@ -147,10 +147,10 @@ class DemoAdapter:
         return f"{self.context.public_url}/apps/{self.context.product}/w/{quote(instance_id, safe='')}"
 
     def _app_info(self, workspace: Workspace, *, password: str | None = None, memo: str | None = None) -> AppInfo:
+        # No adminUrl: the demo serves no admin console (it only checks the password, see
+        # `verify_admin_password`), and a link to a missing page is worse than none.
         url = self.workspace_url(workspace.instance_id)
-        return AppInfo(
-            front_end_url=url, admin_url=f"{url}/admin", user_name=workspace.admin_user, password=password, memo=memo
-        )
+        return AppInfo(front_end_url=url, user_name=workspace.admin_user, password=password, memo=memo)
 
     async def _page_workspace(self, instance_id: str) -> Workspace | None:
         return await self._store.get(product=self.context.product, instance_id=instance_id)

@@ -63,6 +63,10 @@ PURCHASE_REFUSALS = frozenset(
 MAX_RESULT_MSG = 255
 """`resultMsg` is at most 255 characters (an adapter's refusal message is cut to fit)."""
 
+APP_INFO_LIMITS: dict[str, int] = {"frontEndUrl": 512, "adminUrl": 512, "userName": 128, "password": 128, "memo": 1024}
+"""queryInstance `info[].appInfo` fields and their maximum lengths (basic note §3.2); `frontEndUrl`
+is required."""
+
 
 def answer_body(code: ResultCode, message: str | None = None, **fields: Any) -> bytes:
     """The JSON answer: `resultCode`, `resultMsg`, then `fields` (None values left out).

@@ -12,19 +12,12 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.koogallery.results import APP_INFO_LIMITS, MAX_RESULT_MSG
+
 JSON_MEDIA_TYPE = "application/json"
 
-ANSWER_LIMITS: dict[str, int] = {"resultCode": 6, "resultMsg": 255, "instanceId": 64}
+ANSWER_LIMITS: dict[str, int] = {"resultCode": 6, "resultMsg": MAX_RESULT_MSG, "instanceId": 64}
 """Top-level answer fields and their maximum lengths (basic note §3, Kit note §1)."""
-
-APP_INFO_LIMITS: dict[str, int] = {
-    "frontEndUrl": 512,
-    "adminUrl": 512,
-    "userName": 128,
-    "password": 128,
-    "memo": 1024,
-}
-"""queryInstance `info[].appInfo` fields and their maximum lengths."""
 
 INSTANCE_INFO_LIMITS: dict[str, int] = {"instanceId": 64}
 USAGE_INFO_LIMITS: dict[str, int] = {"dashboardUrl": 512}

@@ -100,7 +100,7 @@ async def test_full_lifecycle(adapter: DemoAdapter, pages: httpx.AsyncClient, db
     app_info = await adapter.provision(ProvisionRequest(instance=ref(), order=order()))
     url = f"{PUBLIC_URL}/apps/demo/w/inst-1"
     assert app_info.front_end_url == url
-    assert app_info.admin_url == f"{url}/admin"
+    assert app_info.admin_url is None  # no link to a page the demo does not serve
     assert app_info.user_name is not None
     assert app_info.user_name.startswith("admin-")
     assert app_info.password is not None
@@ -113,9 +113,7 @@ async def test_full_lifecycle(adapter: DemoAdapter, pages: httpx.AsyncClient, db
     assert row["admin_password_hash"].startswith("sha256$")
 
     # describe gives the same access information, never the password
-    assert await adapter.describe(ref()) == AppInfo(
-        front_end_url=url, admin_url=f"{url}/admin", user_name=app_info.user_name
-    )
+    assert await adapter.describe(ref()) == AppInfo(front_end_url=url, user_name=app_info.user_name)
     page = await pages.get("/w/inst-1")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
