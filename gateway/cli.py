@@ -61,14 +61,21 @@ def serve(host: str, port: int, no_migrate: bool) -> None:
 def check_config(config_path: Path | None) -> None:
     """Validate the settings and the products file, and load every adapter, without serving."""
     from gateway.adapters.registry import build_adapters
-    from gateway.app import adapter_context
+    from gateway.app import adapter_context, api_products
+    from gateway.kit_syncs import private_keys
+    from gateway.products import Product
 
     settings = _load_settings(**({"config": config_path} if config_path else {}))
     if not settings.products:
         raise click.ClickException("no products: set MARKETGATE_CONFIG or pass --config")
+    adapters = {}
     try:
+        # What `serve` checks at start-up besides: the RSA keys and each product's roles.
+        private_keys(settings.products)
         adapters = build_adapters(settings.products, context_for=adapter_context(settings))
+        api_products({slug: Product(slug, config, adapters[slug]) for slug, config in settings.products.items()})
     except ConfigError as exc:
+        asyncio.run(_close_all(list(adapters.values())))
         raise click.ClickException(str(exc)) from exc
     for slug, product in settings.products.items():
         click.echo(

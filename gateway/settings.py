@@ -169,6 +169,8 @@ def _resolve_secret_sources(product: dict[str, Any], *, base_dir: Path) -> dict[
             field = entry.removesuffix(suffix)
             if field in product:
                 raise ConfigError(f"{entry}: give either {field} or {entry}, not both")
+            if f"{field}_env" in product and f"{field}_file" in product:
+                raise ConfigError(f"{entry}: give either {field}_env or {field}_file, not both")
             sources = resolved.pop(entry)
             many = isinstance(sources, list)
             values = [_read_secret(entry, source, suffix, base_dir) for source in (sources if many else [sources])]

@@ -125,7 +125,9 @@ class DemoAdapter:
         try:
             self._store = WorkspaceStore(_own_database(context))
         except (ValueError, ArgumentError) as exc:
-            raise AdapterConfigError(f"demo adapter cannot use database {context.database_url!r}: {exc}") from exc
+            shown = _without_password(context.database_url)
+            problem = str(exc).replace(context.database_url, shown)
+            raise AdapterConfigError(f"demo adapter cannot use database {shown!r}: {problem}") from exc
         self._provision_lock = asyncio.Lock()
         self.sessions = DemoSessions()
         self.web_app: Starlette = build_pages(
@@ -308,3 +310,11 @@ class DemoAdapter:
 
     async def aclose(self) -> None:
         await self._store.dispose()
+
+
+def _without_password(url: str) -> str:
+    """The database URL fit for a message: its password (if it parses at all) hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ValueError, ArgumentError):
+        return "(an unreadable URL)"

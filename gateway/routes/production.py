@@ -4,11 +4,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.basic_calls import Answer, BasicCalls
-from gateway.koogallery.basic import BasicRequest, parse_basic_request
+from gateway.koogallery.basic import Activity, BasicRequest, parse_basic_request
 from gateway.koogallery.payload import JsonObject
 from gateway.koogallery.signing import CallKind, SignatureInputs
 from gateway.routes.answers import unknown_product_response
 from gateway.routes.edge import CallRecord, Edge, handle_signed_call, request_id_of
+
+_ACTIVITIES = frozenset(activity.value for activity in Activity)
 
 
 async def handle_production_call(request: Request) -> Response:
@@ -22,7 +24,10 @@ async def handle_production_call(request: Request) -> Response:
     record = CallRecord(kind=CallKind.BASIC)
 
     def prepare(payload: JsonObject) -> BasicRequest:
-        record.activity = str(payload.get("activity", ""))[:32] or None
+        # A metrics label: only the activities there are (another would make a series per value).
+        activity = payload.get("activity")
+        known = isinstance(activity, str) and activity in _ACTIVITIES
+        record.activity = activity if known else ("other" if activity is not None else None)
         call = parse_basic_request(payload)
         record.is_test = call.is_test
         return call

@@ -10,11 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from click.testing import CliRunner
+from prometheus_client import generate_latest
 from pydantic import ValidationError
 from sqlmodel import select
 from starlette.applications import Starlette
 
 from gateway.app import create_app
+from gateway.cli import main
 from gateway.clock import epoch_ms
 from gateway.koogallery.signing import CallKind, sign
 from gateway.settings import ConfigError, Environment, ProductConfig, Settings
@@ -206,3 +209,55 @@ async def test_a_provisioning_that_gave_up_is_answered_without_its_inner_error(
     assert instance is not None and instance.status is InstanceStatus.FAILED
     assert instance.failure_reason and "RuntimeError" in instance.failure_reason
     assert answer == {"resultCode": "000005", "resultMsg": "other inner error", "instanceId": "g5"}
+
+
+def test_a_secret_from_both_a_variable_and_a_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.settings import parse_products
+
+    monkeypatch.setenv("ALPHA_KEY", NEW_KEY)
+    (tmp_path / "key.txt").write_text(OLD_KEY)
+    both = {"name": "A", "adapter": "demo", "access_key_env": "ALPHA_KEY", "access_key_file": "key.txt"}
+    with pytest.raises(ConfigError, match="either access_key_env or access_key_file"):
+        parse_products({"products": {"a": both}}, base_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ('default_roles = { admin = ["editor"] }', "default_roles.admin: not declared in roles: editor"),
+        ('rsa_private_key = "not a pem key at all"', "rsa_private_key"),
+    ],
+)
+def test_check_config_refuses_what_serve_would_refuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: str, expected: str
+) -> None:
+    monkeypatch.setenv("MARKETGATE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MARKETGATE_ENVIRONMENT", "development")
+    monkeypatch.setenv("MARKETGATE_DATABASE_URL", f"sqlite:///{tmp_path / 'mg.db'}")
+    products = tmp_path / "products.toml"
+    products.write_text(f'[products.crm]\nname = "CRM"\nadapter = "demo"\naccess_key = "{NEW_KEY}"\n{extra}\n')
+    result = CliRunner().invoke(main, ["check-config", "--config", str(products)])
+    assert result.exit_code != 0 and expected in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_check_config_never_shows_a_database_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MARKETGATE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MARKETGATE_ENVIRONMENT", "development")
+    monkeypatch.setenv("MARKETGATE_DATABASE_URL", "postgres://bob:HunterPw99@127.0.0.1/x")
+    products = tmp_path / "products.toml"
+    products.write_text(f'[products.crm]\nname = "CRM"\nadapter = "demo"\naccess_key = "{NEW_KEY}"\n')
+    result = CliRunner().invoke(main, ["check-config", "--config", str(products)])
+    assert result.exit_code != 0 and "demo adapter cannot use database" in result.output, result.output
+    assert "HunterPw99" not in result.output and "bob:***@" in result.output
+
+
+async def test_an_unknown_activity_is_one_metrics_series_whatever_its_name(
+    app: Starlette, marketplace: Marketplace
+) -> None:
+    for name in ("junk-1", "junk-2", "junk-3"):
+        assert (await marketplace.answer("alpha", {"activity": name}))["resultCode"] == "000002"
+    assert (await marketplace.answer("alpha", {"activity": ["not", "a", "name"]}))["resultCode"] == "000002"
+    exposed = generate_latest(app.state.edge.metrics.registry).decode()
+    assert "junk-" not in exposed
+    assert 'activity="other"' in exposed
