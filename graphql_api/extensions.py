@@ -91,7 +91,7 @@ class NoIntrospection(AddValidationRules):
         super().__init__([_NoIntrospectionRule])
 
 
-def _unexpected(error: GraphQLError) -> bool:
+def unexpected(error: GraphQLError) -> bool:
     # Errors raised on purpose are GraphQL errors (permissions, ApiError); the rest are bugs
     # or outages whose text may hold anything.
     return error.original_error is not None and not isinstance(error.original_error, GraphQLError)
@@ -100,13 +100,13 @@ def _unexpected(error: GraphQLError) -> bool:
 class MaskUnexpectedErrors(MaskErrors):
     """Replace unexpected errors by "Unexpected error." (`INTERNAL_SERVER_ERROR`), no details.
 
-    Strawberry has logged the original, traceback included, before this runs. Errors left
+    The schema has logged the original, traceback included (`_Schema.process_errors`). Errors left
     without a code get one: parse and validation errors, and execution errors raised by
     GraphQL itself (a null in a non-null field, say), which are bugs.
     """
 
     def __init__(self) -> None:
-        super().__init__(should_mask_error=_unexpected)
+        super().__init__(should_mask_error=unexpected)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         return _with_code(super().anonymise_error(error), INTERNAL_SERVER_ERROR)

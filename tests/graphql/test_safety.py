@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from starlette.applications import Starlette
 
 from gateway.settings import Settings
@@ -298,12 +299,20 @@ async def test_malformed_documents_get_a_code(gql: GraphQL, tokens: Tokens, docu
     assert codes(await gql(document, token=tokens.alpha_read)) == [code]
 
 
-async def test_unexpected_errors_are_masked(gql: GraphQL, tokens: Tokens, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_unexpected_errors_are_masked(
+    gql: GraphQL, tokens: Tokens, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("connection to 10.1.2.3 failed: password=hunter2")
 
     monkeypatch.setattr(operations, "list_instances", broken)
-    body = await gql("{ instances { totalCount } }", token=tokens.alpha_read)
+    with structlog.testing.capture_logs() as logged:
+        body = await gql("{ instances { totalCount } }", token=tokens.alpha_read)
+        # expected refusals are answered, not logged: an anonymous client cannot flood the log
+        assert codes(await gql("{ viewer { actor } }")) == ["UNAUTHENTICATED"]
+        assert codes(await gql("{ viewer { actor ", token=tokens.alpha_read)) == ["GRAPHQL_PARSE_FAILED"]
+    assert [entry["event"] for entry in logged if entry["log_level"] == "error"] == ["graphql_unexpected_error"]
+    assert not [record for record in caplog.records if record.name.startswith("strawberry")]
     assert body == {
         "data": None,
         "errors": [
