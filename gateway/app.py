@@ -230,6 +230,7 @@ def create_app(
         kit_syncs.attach(runner)
         call_log = CallLogWriter(database)
         app.state.database = database
+        app.state.schema_current = settings.auto_migrate  # just upgraded; else `/readyz` looks
         app.state.store = shared_store
         app.state.runner = runner
         app.state.edge = Edge(

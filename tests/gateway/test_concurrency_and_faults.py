@@ -15,6 +15,7 @@ from gateway.adapters.contract import Refusal, Refused
 from gateway.app import create_app
 from gateway.settings import Environment, Settings
 from gateway.store import MemoryStore
+from tenants.migrate import upgrade
 from tenants.models import InstanceEvent, InstanceStatus, Job, JobState
 from tests.conftest import FrozenClock, Marketplace, product
 from tests.fakes import Behaviour, recording_factory
@@ -177,6 +178,27 @@ async def test_database_down_answers_internal_error(tmp_path: Path, behaviours: 
     assert answer["resultCode"] == "000005"
     assert ready.status_code == 503 and ready.json()["checks"]["database"] == "down"
     assert not behaviours["alpha"].calls
+
+
+async def test_a_database_whose_schema_is_behind_is_not_ready(tmp_path: Path, behaviours: dict[str, Behaviour]) -> None:
+    """Started with `--no-migrate` on a database nobody upgraded, every call would be 000005."""
+    url = f"sqlite:///{tmp_path / 'not-upgraded.db'}"
+    settings = Settings(
+        environment=Environment.DEVELOPMENT,
+        database_url=url,
+        data_dir=tmp_path,
+        auto_migrate=False,
+        products={"alpha": product("Alpha", "alpha-access-key-0123456789")},
+    )
+    behind = create_app(settings, adapter_factories={"recording": recording_factory(behaviours)})
+    async with LifespanManager(behind):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=behind), base_url="https://mg") as http:
+            before = await http.get("/readyz")
+            await asyncio.to_thread(upgrade, url)
+            after = await http.get("/readyz")
+    assert before.status_code == 503
+    assert before.json()["checks"] == {"database": "ok", "schema": "behind", "store": "ok"}
+    assert after.status_code == 200 and after.json()["checks"]["schema"] == "ok"
 
 
 async def test_the_job_runner_runs_as_many_jobs_at_once_as_the_settings_say(
