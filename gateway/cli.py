@@ -97,12 +97,21 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration to MARKETGATE_DATABASE_URL."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
     from tenants.migrate import pending_revisions, upgrade
 
     settings = _load_settings()
-    pending = pending_revisions(settings.database_url)
-    click.echo(f"applying {len(pending)} migration(s)" if pending else "database is up to date")
-    upgrade(settings.database_url)
+    shown = make_url(settings.database_url).render_as_string(hide_password=True)
+    try:
+        pending = pending_revisions(settings.database_url)
+        click.echo(f"applying {len(pending)} migration(s)" if pending else "database is up to date")
+        upgrade(settings.database_url)
+    except (SQLAlchemyError, ValueError) as exc:
+        # One line, never a traceback, never the password: the database is down or refused us.
+        problem = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        raise click.ClickException(f"cannot upgrade {shown}: {problem}") from exc
 
 
 @main.group()

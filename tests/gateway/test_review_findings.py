@@ -261,3 +261,19 @@ async def test_an_unknown_activity_is_one_metrics_series_whatever_its_name(
     exposed = generate_latest(app.state.edge.metrics.registry).decode()
     assert "junk-" not in exposed
     assert 'activity="other"' in exposed
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://bob:HunterPw99@127.0.0.1:1/x", "Connection refused"),
+        ("mysql://bob:HunterPw99@127.0.0.1/x", "unsupported database 'mysql'"),
+    ],
+)
+def test_db_upgrade_says_in_one_line_why_it_cannot(monkeypatch: pytest.MonkeyPatch, url: str, expected: str) -> None:
+    monkeypatch.setenv("MARKETGATE_ENVIRONMENT", "development")
+    monkeypatch.setenv("MARKETGATE_DATABASE_URL", url)
+    result = CliRunner().invoke(main, ["db", "upgrade"])
+    assert result.exit_code == 1 and expected in result.output, result.output
+    assert "bob:***@" in result.output and "HunterPw99" not in result.output
+    assert "Traceback" not in result.output and len(result.output.splitlines()) == 1
