@@ -176,8 +176,10 @@ def keys_rsa_new(bits: int, out_dir: Path, name: str) -> None:
     "--data-dir",
     default=Path(".marketgate"),
     show_default=True,
+    envvar="MARKETGATE_DATA_DIR",
+    show_envvar=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where the demo keeps its database and keys.",
+    help="Where the demo keeps its database (always SQLite there: the embedded default) and keys.",
 )
 def demo(host: str, port: int, data_dir: Path) -> None:
     """Run MarketGate with a demo product on the embedded default (SQLite, in-memory store).

@@ -277,3 +277,12 @@ def test_db_upgrade_says_in_one_line_why_it_cannot(monkeypatch: pytest.MonkeyPat
     assert result.exit_code == 1 and expected in result.output, result.output
     assert "bob:***@" in result.output and "HunterPw99" not in result.output
     assert "Traceback" not in result.output and len(result.output.splitlines()) == 1
+
+
+def test_the_demo_keeps_its_files_in_the_data_dir_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.cli import demo
+
+    assert demo.make_context("demo", []).params["data_dir"] == Path(".marketgate")
+    monkeypatch.setenv("MARKETGATE_DATA_DIR", str(tmp_path))
+    assert demo.make_context("demo", []).params["data_dir"] == tmp_path
+    assert demo.make_context("demo", ["--data-dir", "elsewhere"]).params["data_dir"] == Path("elsewhere")
