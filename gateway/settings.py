@@ -24,7 +24,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9-]{1,48}$")
 MIN_KEY_BYTES = 8
@@ -237,10 +238,39 @@ def load_products(path: Path) -> dict[str, ProductConfig]:
     return parse_products(document, base_dir=path.parent)
 
 
+class _EnvironmentWithoutProducts(PydanticBaseSettingsSource):
+    """The environment, less `MARKETGATE_PRODUCTS`: products come from the products file (or, in
+    tests, `Settings(products=...)`), which resolves `_env`/`_file` secrets and whose errors
+    never echo a key. From the environment they would silently replace the file."""
+
+    def __init__(self, inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(inner.settings_cls)
+        self._inner = inner
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._inner.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        values = self._inner()
+        values.pop("products", None)
+        return values
+
+
 class Settings(BaseSettings):
     """Everything MarketGate reads from its environment (prefix `MARKETGATE_`)."""
 
     model_config = SettingsConfigDict(env_prefix="MARKETGATE_", extra="forbid", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _EnvironmentWithoutProducts(env_settings), dotenv_settings, file_secret_settings
 
     environment: Environment = Environment.PRODUCTION
     data_dir: Path = DEFAULT_DATA_DIR

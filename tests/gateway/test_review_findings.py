@@ -286,3 +286,13 @@ def test_the_demo_keeps_its_files_in_the_data_dir_setting(tmp_path: Path, monkey
     monkeypatch.setenv("MARKETGATE_DATA_DIR", str(tmp_path))
     assert demo.make_context("demo", []).params["data_dir"] == tmp_path
     assert demo.make_context("demo", ["--data-dir", "elsewhere"]).params["data_dir"] == Path("elsewhere")
+
+
+def test_products_never_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only from the products file: from MARKETGATE_PRODUCTS they replaced it silently, took no
+    `_env`/`_file` secrets, and a refusal echoed the key."""
+    products = tmp_path / "products.toml"
+    products.write_text(f'[products.crm]\nname = "CRM"\nadapter = "demo"\naccess_key = "{NEW_KEY}"\n')
+    monkeypatch.setenv("MARKETGATE_PRODUCTS", '{"x": {"name": "x", "adapter": "demo", "access_key": "Qw7Er"}}')
+    settings = Settings(environment=Environment.DEVELOPMENT, data_dir=tmp_path, config=products)
+    assert list(settings.products) == ["crm"]
