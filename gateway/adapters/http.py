@@ -93,7 +93,7 @@ import os
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
@@ -147,6 +147,10 @@ Operation = Literal[
 ]
 
 MIN_SECRET_LENGTH = 16
+MAX_ANSWER_BYTES = 1024 * 1024
+"""The longest answer body read; a longer one is a `BackendContractError`."""
+_READ_ANSWERS = frozenset({"provision", "describe", "check_change", "login"})
+"""The operations whose answer has a body to read."""
 SIGNATURE_WINDOW_MS = 300_000
 _MESSAGE_LIMIT = 200
 
@@ -327,6 +331,18 @@ class _RefusalAnswer(_Answer):
 AnswerT = TypeVar("AnswerT", bound=_Answer)
 
 
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """A backend's answer: its status and, for the operations that read it, its body."""
+
+    status_code: int
+    content: bytes
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+
 # -- the adapter ----------------------------------------------------------------------------------------
 
 
@@ -361,7 +377,7 @@ class HttpAdapter:
         """Backend text fit for a message: short, and without the secret should it be echoed."""
         return text.replace(self._secret, "***")[:_MESSAGE_LIMIT]
 
-    async def _post(self, operation: Operation, request: object) -> httpx.Response:
+    async def _post(self, operation: Operation, request: object) -> _Reply:
         body = wire_body(request)
         timestamp = str(time.time_ns() // 1_000_000)
         nonce = secrets.token_hex(16)
@@ -381,8 +397,12 @@ class HttpAdapter:
             "x-marketgate-product": self.context.product,
         }
         try:
-            async with asyncio.timeout(self.settings.timeout_s):
-                response = await self._client.post(f"/marketgate/v1/{operation}", content=body, headers=headers)
+            async with (
+                asyncio.timeout(self.settings.timeout_s),
+                self._client.stream("POST", f"/marketgate/v1/{operation}", content=body, headers=headers) as response,
+            ):
+                # An answer whose body is not read is left unread (its connection is closed).
+                content = await self._capped_body(operation, response) if operation in _READ_ANSWERS else b""
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise RetryLater(f"backend timed out on {operation} after {self.settings.timeout_s}s") from exc
         except httpx.TransportError as exc:
@@ -391,9 +411,19 @@ class HttpAdapter:
             raise BackendContractError(f"answer to {operation} has a bad content encoding") from exc
         if response.status_code >= 500 or response.status_code == 429:
             raise RetryLater(f"backend answered {response.status_code} to {operation}")
-        return response
+        return _Reply(response.status_code, content)
 
-    def _expect_success(self, operation: Operation, response: httpx.Response) -> None:
+    async def _capped_body(self, operation: Operation, response: httpx.Response) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise BackendContractError(f"answer to {operation} is over {MAX_ANSWER_BYTES} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _expect_success(self, operation: Operation, response: _Reply) -> None:
         if not response.is_success:
             raise BackendContractError(f"backend answered {response.status_code} to {operation}")
 
@@ -407,7 +437,7 @@ class HttpAdapter:
             )
             raise BackendContractError(self._safe(f"malformed answer to {operation}: {problems}")) from exc
 
-    def _parse(self, operation: Operation, response: httpx.Response, model: type[AnswerT]) -> AnswerT:
+    def _parse(self, operation: Operation, response: _Reply, model: type[AnswerT]) -> AnswerT:
         self._expect_success(operation, response)
         return self._read(operation, response.content, model)
 

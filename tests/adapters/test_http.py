@@ -338,6 +338,11 @@ async def test_a_slow_backend_hits_the_whole_request_deadline(backend: Backend) 
         ("describe", JSONResponse([1, 2]), "malformed answer to describe"),
         ("check_change", JSONResponse({"reason": "no"}), "malformed answer to check_change: accepted"),
         ("check_change", JSONResponse({"accepted": "yes"}), "malformed answer to check_change: accepted"),
+        (
+            "describe",
+            Response(b'{"appInfo": null, "padding": "' + b"x" * (1024 * 1024) + b'"}', media_type="application/json"),
+            "answer to describe is over 1048576 bytes",
+        ),
         ("check_change", JSONResponse({"accepted": 1}), "malformed answer to check_change: accepted"),
         (
             "describe",
