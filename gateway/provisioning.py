@@ -114,14 +114,23 @@ class InstanceJobs:
             raise PermanentJobError(f"the adapter's AppInfo breaks the marketplace's limits: {problem}")
         return await self._finish_provisioning(job, product, instance, order=order, app_info=app_info)
 
-    async def provisioning_gave_up(self, job: Job) -> None:
+    async def provisioning_gave_up(self, session: AsyncSession, job: Job) -> None:
         """Its job is dead (retries spent): the instance becomes `failed`, answered 000005 until
-        the marketplace's next newInstance for the order line tries again."""
-        loaded = await self._load(job)
-        if loaded is not None and loaded[1].status is InstanceStatus.PROVISIONING:
-            product, instance = loaded
-            reason = f"provisioning gave up: {job.last_error or 'retries spent'}"
-            await self._fail_provisioning(product, instance, code=ResultCode.INTERNAL_ERROR.value, reason=reason)
+        the marketplace's next newInstance for the order line tries again. In the transaction
+        that marks the job dead: an instance left `provisioning` with no job would stay so."""
+        self._handed_over.pop(job.id or 0, None)
+        reason = f"provisioning gave up: {job.last_error or 'retries spent'}"[:512]
+        failed = await self._leave_provisioning(
+            session,
+            job.product,
+            job.payload["instance_id"],
+            InstanceStatus.FAILED,
+            changes={"failure_code": ResultCode.INTERNAL_ERROR.value, "failure_reason": reason},
+            activity="provisioning refused",
+            detail={"resultCode": ResultCode.INTERNAL_ERROR.value, "reason": reason},
+        )
+        if failed:
+            log.warning("instance_refused", product=job.product, instance_id=job.payload["instance_id"], code="000005")
 
     def test_app_info(self, product: Product) -> AppInfo:
         """What MarketGate answers for a debug instance its adapter never sees."""
@@ -157,7 +166,12 @@ class InstanceJobs:
         }
         async with self._database.transaction() as session:
             activated = await self._leave_provisioning(
-                session, product, instance, InstanceStatus.ACTIVE, changes=changes, activity="provisioned"
+                session,
+                product.slug,
+                instance.instance_id,
+                InstanceStatus.ACTIVE,
+                changes=changes,
+                activity="provisioned",
             )
             if not activated:
                 return None
@@ -170,8 +184,8 @@ class InstanceJobs:
         async with self._database.transaction() as session:
             failed = await self._leave_provisioning(
                 session,
-                product,
-                instance,
+                product.slug,
+                instance.instance_id,
                 InstanceStatus.FAILED,
                 changes={"failure_code": code, "failure_reason": reason},
                 activity="provisioning refused",
@@ -183,8 +197,8 @@ class InstanceJobs:
     async def _leave_provisioning(
         self,
         session: AsyncSession,
-        product: Product,
-        instance: Instance,
+        product: str,
+        instance_id: str,
         status: InstanceStatus,
         *,
         changes: dict[str, Any],
@@ -194,8 +208,8 @@ class InstanceJobs:
         """The instance, if still provisioning, becomes `status`; False if something else moved it."""
         return await instances.change_status_if(
             session,
-            product=product.slug,
-            instance_id=instance.instance_id,
+            product=product,
+            instance_id=instance_id,
             expected=InstanceStatus.PROVISIONING,
             status=status,
             activity=activity,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gateway.adapters.contract import RetryLater
 from gateway.clock import Clock
@@ -29,6 +30,7 @@ _WAIT_POLL_S = 0.02
 _PRUNE_INTERVAL_S = 3600.0
 """How often a worker deletes the done jobs past their retention (and once when it starts)."""
 
+
 @dataclass(frozen=True, slots=True)
 class Finished:
     """What a handler returns when it marked its job done itself, in its own last transaction
@@ -38,6 +40,8 @@ class Finished:
 
 
 JobHandler = Callable[[Job], Awaitable[Finished | None]]
+DeadJobHandler = Callable[[AsyncSession, Job], Awaitable[None]]
+"""Runs in the transaction that marks its job dead: both happen, or neither."""
 
 
 class PermanentJobError(Exception):
@@ -59,7 +63,7 @@ class JobRunner:
         poll_interval_s: float,
         max_attempts: int,
         concurrency: int = 8,
-        on_dead: Mapping[str, JobHandler] | None = None,
+        on_dead: Mapping[str, DeadJobHandler] | None = None,
         retention: timedelta = timedelta(days=30),
     ) -> None:
         self.owner = f"worker-{uuid.uuid4().hex[:12]}"
@@ -157,7 +161,7 @@ class JobRunner:
         task = asyncio.create_task(self._run(job), name=f"marketgate-job-{job.id}")
         self._running[job.id] = task
         task.add_done_callback(lambda _: self._running.pop(job.id or 0, None))
-        if self._lease_keeper is None and not self._stop_keeping_leases.is_set():
+        if (self._lease_keeper is None or self._lease_keeper.done()) and not self._stop_keeping_leases.is_set():
             self._lease_keeper = asyncio.create_task(self._keep_leases(), name="marketgate-job-leases")
         return task
 
@@ -244,21 +248,26 @@ class JobRunner:
 
     async def _record_failure(self, job: Job, error: str, *, retry: bool) -> None:
         assert job.id is not None
-        async with self._database.transaction() as session:
-            state = await jobs.fail_job(
-                session,
-                job_id=job.id,
-                owner=self.owner,
-                now=self._clock.now(),
-                error=error,
-                retry=retry,
-                max_attempts=self._max_attempts,
-            )
+        try:
+            async with self._database.transaction() as session:
+                state = await jobs.fail_job(
+                    session,
+                    job_id=job.id,
+                    owner=self.owner,
+                    now=self._clock.now(),
+                    error=error,
+                    retry=retry,
+                    max_attempts=self._max_attempts,
+                )
+                if state is JobState.DEAD and (gave_up := self._on_dead.get(job.kind)) is not None:
+                    job.last_error = error  # this run's copy, told what the row now says: why it gave up
+                    await gave_up(session, job)
+        except DatabaseUnavailableError as exc:
+            # Nothing recorded: the job stays pending under this lease, and runs again once it expires.
+            log.warning("job_failure_not_recorded", job_id=job.id, kind=job.kind, error=str(exc))
+            return
         level = log.error if state is JobState.DEAD else log.warning
         level("job_attempt_failed", job_id=job.id, kind=job.kind, product=job.product, state=state, error=error)
-        if state is JobState.DEAD and (gave_up := self._on_dead.get(job.kind)) is not None:
-            job.last_error = error  # this run's copy, told what the row now says: why it gave up
-            await gave_up(job)
 
     async def _keep_leases(self) -> None:
         """Every third of a lease, extends the leases of all the jobs launched here and not yet
@@ -275,8 +284,8 @@ class JobRunner:
             try:
                 async with self._database.transaction() as session:
                     taken_over = await jobs.extend_leases(session, job_ids=list(running), owner=self.owner, until=until)
-            except DatabaseUnavailableError as exc:
-                log.warning("job_leases_not_extended", jobs=len(running), error=str(exc))
+            except Exception as exc:  # the keeper outlives every round: a dead one lets leases run out
+                log.warning("job_leases_not_extended", jobs=len(running), error=f"{type(exc).__name__}: {exc}"[:300])
                 continue
             for job_id in taken_over:
                 log.warning("job_lease_lost", job_id=job_id)

@@ -20,6 +20,7 @@ from sqlalchemy import event, text
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -161,6 +162,8 @@ class Database:
             yield
         except (OperationalError, OSError) as exc:
             raise DatabaseUnavailableError(str(exc).splitlines()[0][:200]) from exc
+        except PoolTimeoutError as exc:  # every pooled connection busy for `pool_timeout`
+            raise DatabaseUnavailableError("no database connection free in time") from exc
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise DatabaseUnavailableError("database connection lost") from exc

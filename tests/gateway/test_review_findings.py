@@ -6,6 +6,7 @@ import base64
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from gateway.koogallery.signing import CallKind, sign
 from gateway.settings import ConfigError, Environment, ProductConfig, Settings
 from gateway.simulator.signer import marketplace_body, new_nonce, sign_call
 from gateway.store import Store
+from tenants.errors import DatabaseUnavailableError
 from tenants.models import InstanceStatus, Job, JobState
 from tests.conftest import ALPHA_KEY, Backend, Marketplace
 from tests.fakes import Behaviour, recording_factory
@@ -296,3 +298,36 @@ def test_products_never_come_from_the_environment(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("MARKETGATE_PRODUCTS", '{"x": {"name": "x", "adapter": "demo", "access_key": "Qw7Er"}}')
     settings = Settings(environment=Environment.DEVELOPMENT, data_dir=tmp_path, config=products)
     assert list(settings.products) == ["crm"]
+
+
+async def test_a_job_gives_up_together_with_its_instance_or_not_at_all(
+    settings: Settings, behaviours: dict[str, Behaviour], store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job marked dead and the instance marked failed are one transaction: were the second
+    refused, the instance would stay `provisioning` for ever, with no job left to finish it."""
+    from tenants import instances
+
+    behaviours["alpha"].provision_errors = 1000
+    real_change = instances.change_status_if
+    refusals = 0
+
+    async def refused_once(session: Any, **options: Any) -> bool:
+        nonlocal refusals
+        if options.get("status") is InstanceStatus.FAILED and refusals == 0:
+            refusals += 1
+            raise DatabaseUnavailableError("the database went away")
+        return await real_change(session, **options)
+
+    monkeypatch.setattr(instances, "change_status_if", refused_once)
+    one_attempt = settings.model_copy(update={"job_max_attempts": 1})
+    app = create_app(one_attempt, adapter_factories={"recording": recording_factory(behaviours)}, store=store)
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://mg.test") as client:
+            new = {"activity": "newInstance", "orderId": "G7", "orderLineId": "G7-1", "businessId": "g7"}
+            answer = await Marketplace(client).answer("alpha", new)
+        async with app.state.database.reader() as session:
+            [job] = (await session.exec(select(Job))).all()
+        instance = await get_instance(app, "alpha", "g7")
+    assert refusals == 1 and answer["resultCode"] == "000004"
+    assert instance is not None and instance.status is InstanceStatus.PROVISIONING
+    assert (job.state, job.attempts) == (JobState.PENDING, 0)  # nothing recorded: it runs again

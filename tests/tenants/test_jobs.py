@@ -8,6 +8,7 @@ from unittest.mock import patch
 
 import pytest
 from sqlalchemy import update
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlmodel import col
 
 from gateway.adapters.contract import RetryLater
@@ -15,6 +16,7 @@ from gateway.clock import SystemClock
 from gateway.worker import Finished, JobHandler, JobRunner
 from tenants import jobs
 from tenants.database import Database
+from tenants.errors import DatabaseUnavailableError
 from tenants.models import Job, JobState
 from tests.conftest import Backend
 
@@ -375,4 +377,62 @@ async def test_a_run_whose_job_another_process_took_over_is_cancelled(backend: B
         assert await _lease_of(database, job.id) == ("other", taken_until)
     finally:
         await runner.stop()
+        await database.dispose()
+
+
+async def test_the_lease_keeper_outlives_a_failed_round(backend: Backend) -> None:
+    """Whatever one round raises (a pool timeout, say), the next round extends the leases: a
+    keeper that died would let them run out under a running job."""
+    backend.reset()
+    database = Database(backend.database_url)
+    release = asyncio.Event()
+
+    async def slow(job: Job) -> None:
+        await release.wait()
+
+    runner = JobRunner(
+        database, handlers={"slow": slow}, clock=SystemClock(), lease_s=0.6, poll_interval_s=60, max_attempts=3
+    )
+    real_extend = jobs.extend_leases
+    rounds = 0
+
+    async def failing_once(session: Any, **options: Any) -> set[int]:
+        nonlocal rounds
+        rounds += 1
+        if rounds == 1:
+            raise RuntimeError("the pool had no connection free in time")
+        return await real_extend(session, **options)
+
+    try:
+        async with database.transaction() as session:
+            job = await jobs.create_job(
+                session,
+                product="alpha",
+                kind="slow",
+                payload={},
+                now=datetime.now(UTC),
+                lease_owner=runner.owner,
+                lease_s=0.6,
+            )
+        with patch("gateway.worker.jobs.extend_leases", failing_once):
+            task = runner.run_now(job)
+            await asyncio.sleep(1.3)  # past the lease it was born with, and two rounds
+            owner, until = await _lease_of(database, job.id or 0)
+            assert rounds >= 2 and owner == runner.owner
+            assert until is not None and until > datetime.now(UTC)
+        release.set()
+        await asyncio.wait_for(task, timeout=10)
+    finally:
+        release.set()
+        await runner.stop()
+        await database.dispose()
+
+
+async def test_a_pool_timeout_is_the_database_being_unavailable(backend: Backend) -> None:
+    database = Database(backend.database_url)
+    try:
+        with pytest.raises(DatabaseUnavailableError, match="no database connection free in time"):
+            async with database.transaction():
+                raise PoolTimeoutError("QueuePool limit of size 1 overflow 0 reached")
+    finally:
         await database.dispose()
