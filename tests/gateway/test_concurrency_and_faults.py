@@ -162,15 +162,20 @@ async def test_a_crash_mid_provisioning_is_finished_by_the_next_process(
     assert activities == ["newInstance", "provisioned"]
 
 
-async def test_database_down_answers_internal_error(tmp_path: Path, behaviours: dict[str, Behaviour]) -> None:
+def _app_on(database_url: str, tmp_path: Path, behaviours: dict[str, Behaviour]) -> Starlette:
+    """Product alpha on `database_url`, which start-up does not migrate."""
     settings = Settings(
         environment=Environment.DEVELOPMENT,
-        database_url="postgresql://127.0.0.1:1/nothing",
+        database_url=database_url,
         data_dir=tmp_path,
         auto_migrate=False,
         products={"alpha": product("Alpha", "alpha-access-key-0123456789")},
     )
-    down = create_app(settings, adapter_factories={"recording": recording_factory(behaviours)})
+    return create_app(settings, adapter_factories={"recording": recording_factory(behaviours)})
+
+
+async def test_database_down_answers_internal_error(tmp_path: Path, behaviours: dict[str, Behaviour]) -> None:
+    down = _app_on("postgresql://127.0.0.1:1/nothing", tmp_path, behaviours)
     async with LifespanManager(down):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=down), base_url="https://mg") as http:
             answer = await Marketplace(http).answer("alpha", new_instance(1))
@@ -183,14 +188,7 @@ async def test_database_down_answers_internal_error(tmp_path: Path, behaviours: 
 async def test_a_database_whose_schema_is_behind_is_not_ready(tmp_path: Path, behaviours: dict[str, Behaviour]) -> None:
     """Started with `--no-migrate` on a database nobody upgraded, every call would be 000005."""
     url = f"sqlite:///{tmp_path / 'not-upgraded.db'}"
-    settings = Settings(
-        environment=Environment.DEVELOPMENT,
-        database_url=url,
-        data_dir=tmp_path,
-        auto_migrate=False,
-        products={"alpha": product("Alpha", "alpha-access-key-0123456789")},
-    )
-    behind = create_app(settings, adapter_factories={"recording": recording_factory(behaviours)})
+    behind = _app_on(url, tmp_path, behaviours)
     async with LifespanManager(behind):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=behind), base_url="https://mg") as http:
             before = await http.get("/readyz")

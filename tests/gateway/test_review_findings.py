@@ -4,6 +4,7 @@ retries that give up, and ids at the length limit."""
 import asyncio
 import base64
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -195,18 +196,27 @@ def test_signed_body_helper_is_canonical() -> None:
     assert body == '{"a":"中","b":1}'.encode() and call.signature
 
 
+@asynccontextmanager
+async def _one_attempt_app(
+    settings: Settings, behaviours: dict[str, Behaviour], store: Store
+) -> AsyncIterator[tuple[Starlette, Marketplace]]:
+    """The app with jobs that give up after their first failed attempt, and a marketplace for it."""
+    one_attempt = settings.model_copy(update={"job_max_attempts": 1})
+    app = create_app(one_attempt, adapter_factories={"recording": recording_factory(behaviours)}, store=store)
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://mg.test") as client:
+            yield app, Marketplace(client)
+
+
 async def test_a_provisioning_that_gave_up_is_answered_without_its_inner_error(
     settings: Settings, behaviours: dict[str, Behaviour], store: Store
 ) -> None:
     """000005 with the code's own message: what failed inside (an adapter's exception text) stays
     in the instance's history and the logs, not in `resultMsg`."""
     behaviours["alpha"].provision_errors = 1000
-    one_attempt = settings.model_copy(update={"job_max_attempts": 1})
-    app = create_app(one_attempt, adapter_factories={"recording": recording_factory(behaviours)}, store=store)
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://mg.test") as client:
-            new = {"activity": "newInstance", "orderId": "G5", "orderLineId": "G5-1", "businessId": "g5"}
-            answer = await Marketplace(client).answer("alpha", new)
+    async with _one_attempt_app(settings, behaviours, store) as (app, marketplace):
+        new = {"activity": "newInstance", "orderId": "G5", "orderLineId": "G5-1", "businessId": "g5"}
+        answer = await marketplace.answer("alpha", new)
         instance = await get_instance(app, "alpha", "g5")
     assert instance is not None and instance.status is InstanceStatus.FAILED
     assert instance.failure_reason and "RuntimeError" in instance.failure_reason
@@ -319,12 +329,9 @@ async def test_a_job_gives_up_together_with_its_instance_or_not_at_all(
         return await real_change(session, **options)
 
     monkeypatch.setattr(instances, "change_status_if", refused_once)
-    one_attempt = settings.model_copy(update={"job_max_attempts": 1})
-    app = create_app(one_attempt, adapter_factories={"recording": recording_factory(behaviours)}, store=store)
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://mg.test") as client:
-            new = {"activity": "newInstance", "orderId": "G7", "orderLineId": "G7-1", "businessId": "g7"}
-            answer = await Marketplace(client).answer("alpha", new)
+    async with _one_attempt_app(settings, behaviours, store) as (app, marketplace):
+        new = {"activity": "newInstance", "orderId": "G7", "orderLineId": "G7-1", "businessId": "g7"}
+        answer = await marketplace.answer("alpha", new)
         async with app.state.database.reader() as session:
             [job] = (await session.exec(select(Job))).all()
         instance = await get_instance(app, "alpha", "g7")

@@ -272,6 +272,22 @@ async def _lease_of(database: Database, job_id: int) -> tuple[str | None, dateti
     return job.lease_owner, job.lease_until
 
 
+async def _leased_job(database: Database, runner: JobRunner, kind: str, *, lease_s: float) -> Job:
+    """A job of `kind` born leased by `runner`, for it to run at once."""
+    async with database.transaction() as session:
+        job = await jobs.create_job(
+            session,
+            product="alpha",
+            kind=kind,
+            payload={},
+            now=datetime.now(UTC),
+            lease_owner=runner.owner,
+            lease_s=lease_s,
+        )
+    assert job.id is not None
+    return job
+
+
 async def test_the_leases_of_running_and_queued_jobs_are_kept_in_one_transaction(backend: Backend) -> None:
     """A job that runs for longer than its lease keeps it, and so does one waiting for a slot;
     one transaction a third of a lease extends them all."""
@@ -300,20 +316,7 @@ async def test_the_leases_of_running_and_queued_jobs_are_kept_in_one_transaction
         return await real_extend(session, job_ids=job_ids, owner=owner, until=until)
 
     try:
-        created = []
-        for _ in range(3):
-            async with database.transaction() as session:
-                job = await jobs.create_job(
-                    session,
-                    product="alpha",
-                    kind="slow",
-                    payload={},
-                    now=datetime.now(UTC),
-                    lease_owner=runner.owner,
-                    lease_s=lease_s,
-                )
-            assert job.id is not None and job.lease_until is not None
-            created.append(job)
+        created = [await _leased_job(database, runner, "slow", lease_s=lease_s) for _ in range(3)]
         with patch("gateway.worker.jobs.extend_leases", counted):
             tasks = [runner.run_now(job) for job in created]
             await asyncio.sleep(lease_s * 2.2)  # past the leases they were born with
@@ -352,16 +355,7 @@ async def test_a_run_whose_job_another_process_took_over_is_cancelled(backend: B
         database, handlers={"slow": slow}, clock=SystemClock(), lease_s=0.6, poll_interval_s=60, max_attempts=3
     )
     try:
-        async with database.transaction() as session:
-            job = await jobs.create_job(
-                session,
-                product="alpha",
-                kind="slow",
-                payload={},
-                now=datetime.now(UTC),
-                lease_owner=runner.owner,
-                lease_s=0.6,
-            )
+        job = await _leased_job(database, runner, "slow", lease_s=0.6)
         assert job.id is not None
         task = runner.run_now(job)
         await asyncio.wait_for(started.wait(), timeout=5)
@@ -404,16 +398,7 @@ async def test_the_lease_keeper_outlives_a_failed_round(backend: Backend) -> Non
         return await real_extend(session, **options)
 
     try:
-        async with database.transaction() as session:
-            job = await jobs.create_job(
-                session,
-                product="alpha",
-                kind="slow",
-                payload={},
-                now=datetime.now(UTC),
-                lease_owner=runner.owner,
-                lease_s=0.6,
-            )
+        job = await _leased_job(database, runner, "slow", lease_s=0.6)
         with patch("gateway.worker.jobs.extend_leases", failing_once):
             task = runner.run_now(job)
             await asyncio.sleep(1.3)  # past the lease it was born with, and two rounds
