@@ -5,6 +5,7 @@ shared store, the HTTP client and the adapters, and puts them on `app.state`.
 """
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -257,19 +258,20 @@ def create_app(
         runner.start()
         call_log.start()
         log.info("marketgate_started", products=sorted(products))
-        try:
-            yield
-        finally:
-            await runner.stop()
-            await call_log.stop()
-            for adapter in adapters.values():
-                await adapter.aclose()
-            await sso.aclose()
-            if http_client is None:
-                await http.aclose()
+        async with contextlib.AsyncExitStack() as shutdown:
+            # Run from the last pushed to the first, each even if one before it failed: the
+            # buffered call log is flushed and the database closed whatever the job runner did.
+            shutdown.push_async_callback(database.dispose)
             if store is None:
-                await shared_store.aclose()
-            await database.dispose()
+                shutdown.push_async_callback(shared_store.aclose)
+            if http_client is None:
+                shutdown.push_async_callback(http.aclose)
+            shutdown.push_async_callback(sso.aclose)
+            for adapter in reversed(adapters.values()):
+                shutdown.push_async_callback(adapter.aclose)
+            shutdown.push_async_callback(call_log.stop)
+            shutdown.push_async_callback(runner.stop)
+            yield
 
     routes = [
         Route("/healthz", health.healthz),

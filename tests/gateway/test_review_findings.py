@@ -25,8 +25,10 @@ from gateway.koogallery.signing import CallKind, sign
 from gateway.settings import ConfigError, Environment, ProductConfig, Settings
 from gateway.simulator.signer import marketplace_body, new_nonce, sign_call
 from gateway.store import Store
+from gateway.worker import JobRunner
+from tenants.database import Database
 from tenants.errors import DatabaseUnavailableError
-from tenants.models import InstanceStatus, Job, JobState
+from tenants.models import CallLogEntry, InstanceStatus, Job, JobState
 from tests.conftest import ALPHA_KEY, Backend, Marketplace
 from tests.fakes import Behaviour, recording_factory
 from tests.gateway.helpers import get_instance, state_counts
@@ -338,3 +340,38 @@ async def test_a_job_gives_up_together_with_its_instance_or_not_at_all(
     assert refusals == 1 and answer["resultCode"] == "000004"
     assert instance is not None and instance.status is InstanceStatus.PROVISIONING
     assert (job.state, job.attempts) == (JobState.PENDING, 0)  # nothing recorded: it runs again
+
+
+async def _one_call_then_shut_down(app: Starlette) -> None:
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://mg.test") as client:
+            query = {"activity": "queryInstance", "instanceId": "nobody"}
+            assert (await Marketplace(client).answer("alpha", query))["resultCode"] == "000000"
+
+
+async def test_shutdown_flushes_the_call_log_whatever_the_job_runner_did(
+    settings: Settings,
+    behaviours: dict[str, Behaviour],
+    store: Store,
+    backend: Backend,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every shutdown step runs even if one before it fails."""
+    app = create_app(settings, adapter_factories={"recording": recording_factory(behaviours)}, store=store)
+    stopped: list[str] = []
+
+    async def failing_stop(runner: JobRunner, *, grace_s: float = 5.0) -> None:
+        stopped.append(runner.owner)
+        raise RuntimeError("the runner would not stop")
+
+    monkeypatch.setattr(JobRunner, "stop", failing_stop)
+    with pytest.raises(RuntimeError, match="the runner would not stop"):
+        await _one_call_then_shut_down(app)
+    assert len(stopped) == 1
+    database = Database(backend.database_url)
+    try:
+        async with database.reader() as session:
+            logged = (await session.exec(select(CallLogEntry))).all()
+    finally:
+        await database.dispose()
+    assert [entry.activity for entry in logged] == ["queryInstance"]
