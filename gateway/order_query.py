@@ -17,6 +17,7 @@ from gateway.koogallery.orders import (
     OrderQueryResponse,
     build_order_query_url,
 )
+from gateway.outbound import AnswerTooLargeError, read_capped
 
 DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
 # The documented example sends this; it is signed, and JSON keeps the body hash in the signature.
@@ -125,9 +126,11 @@ class OrderQueryClient:
             async with self._http.stream(
                 "GET", url, headers={**_REQUEST_HEADERS, **signing}
             ) as response:
-                body = await self._read_capped(response)
+                body = await read_capped(response, self._max_response_bytes)
         except httpx.TransportError as exc:
             raise OrderQueryUnavailableError(f"order query failed: {type(exc).__name__}") from exc
+        except AnswerTooLargeError:
+            raise OrderQueryMalformedError(f"order query answer exceeds {self._max_response_bytes} bytes") from None
         except httpx.DecodingError:
             raise OrderQueryMalformedError(
                 "order query answer has a bad content encoding"
@@ -159,17 +162,6 @@ class OrderQueryClient:
             raise OrderQueryMalformedError("order query answered another order")
         return answer.order_info
 
-    async def _read_capped(self, response: httpx.Response) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > self._max_response_bytes:
-                raise OrderQueryMalformedError(
-                    f"order query answer exceeds {self._max_response_bytes} bytes"
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
 
 
 def _rejection(status: int, body: bytes) -> OrderQueryRejectedError:

@@ -77,6 +77,23 @@ def _httpx_errors() -> Iterator[None]:
         raise
 
 
+class AnswerTooLargeError(Exception):
+    """An answer's body is longer than its reader takes."""
+
+
+async def read_capped(response: httpx.Response, limit: int) -> bytes:
+    """A streamed answer's body, refused (`AnswerTooLargeError`) once it passes `limit` bytes,
+    before it is read to its end."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise AnswerTooLargeError(f"over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class _Body(httpx.AsyncByteStream):
     """The response body, with aiohttp's errors as `_httpx_error` names them."""
 

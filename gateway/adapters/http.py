@@ -122,7 +122,7 @@ from gateway.adapters.contract import (
     StatusRequest,
     UpgradeRequest,
 )
-from gateway.outbound import outbound_client
+from gateway.outbound import AnswerTooLargeError, outbound_client, read_capped
 
 __all__ = [
     "BackendContractError",
@@ -402,26 +402,18 @@ class HttpAdapter:
                 self._client.stream("POST", f"/marketgate/v1/{operation}", content=body, headers=headers) as response,
             ):
                 # An answer whose body is not read is left unread (its connection is closed).
-                content = await self._capped_body(operation, response) if operation in _READ_ANSWERS else b""
+                content = await read_capped(response, MAX_ANSWER_BYTES) if operation in _READ_ANSWERS else b""
         except (TimeoutError, httpx.TimeoutException) as exc:
             raise RetryLater(f"backend timed out on {operation} after {self.settings.timeout_s}s") from exc
         except httpx.TransportError as exc:
             raise RetryLater(f"backend unreachable on {operation}: {type(exc).__name__}") from exc
         except httpx.DecodingError as exc:
             raise BackendContractError(f"answer to {operation} has a bad content encoding") from exc
+        except AnswerTooLargeError as exc:
+            raise BackendContractError(f"answer to {operation} is {exc}") from exc
         if response.status_code >= 500 or response.status_code == 429:
             raise RetryLater(f"backend answered {response.status_code} to {operation}")
         return _Reply(response.status_code, content)
-
-    async def _capped_body(self, operation: Operation, response: httpx.Response) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > MAX_ANSWER_BYTES:
-                raise BackendContractError(f"answer to {operation} is over {MAX_ANSWER_BYTES} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _expect_success(self, operation: Operation, response: _Reply) -> None:
         if not response.is_success:
