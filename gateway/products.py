@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from gateway.adapters.contract import Adapter, AppInfo, InstanceRef
 from gateway.koogallery.results import APP_INFO_LIMITS
+from gateway.koogallery.signing import CallKind
 from gateway.settings import ProductConfig
 from tenants.models import Instance
 
@@ -17,6 +18,10 @@ class Product:
     def reaches_adapter(self, *, is_test: bool) -> bool:
         """Debug calls reach the adapter only if it declares that it handles them."""
         return not is_test or self.adapter.handles_test_calls
+
+    def keys(self, kind: CallKind) -> list[bytes]:
+        """The keys that verify calls of `kind`, the current one (which signs answers) first."""
+        return self.config.basic_keys if kind is CallKind.BASIC else self.config.kit_keys
 
     def ref(self, instance: Instance) -> InstanceRef:
         return InstanceRef(product=self.slug, instance_id=instance.instance_id, is_test=instance.is_test)

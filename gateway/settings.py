@@ -144,8 +144,8 @@ class ProductConfig(BaseModel):
     def kit_keys(self) -> list[bytes]:
         """Keys that verify Kit calls: `kit_access_key` and its previous keys, or, when it is unset,
         the basic keys (a rotation of `access_key` then covers Kit calls too)."""
-        current = [self.kit_access_key] if self.kit_access_key else [self.access_key, *self.previous_access_keys]
-        return [self._decode(key) for key in (*current, *self.previous_kit_access_keys)]
+        current = [self._decode(self.kit_access_key)] if self.kit_access_key else self.basic_keys
+        return [*current, *(self._decode(key) for key in self.previous_kit_access_keys)]
 
 
 def _require_plain_url(url: str, what: str) -> None:

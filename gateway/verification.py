@@ -26,7 +26,7 @@ class CallVerifier:
         signature, timestamp, nonce = signing.check_inputs(inputs)
         window_ms = int(product.config.timestamp_window_s * 1000)
         signing.check_timestamp(timestamp, now_ms=epoch_ms(self._clock.now()), window_ms=window_ms)
-        keys = product.config.basic_keys if kind is CallKind.BASIC else product.config.kit_keys
+        keys = product.keys(kind)
         try:
             payload = parse_object(raw)
         except BadPayloadError:

@@ -81,8 +81,7 @@ async def handle_signed_call(
     """Read, verify, prepare and carry out one call, and answer it in the marketplace's shape."""
     edge: Edge = request.app.state.edge
     started = time.perf_counter()
-    keys = product.config.basic_keys if record.kind is CallKind.BASIC else product.config.kit_keys
-    sign_key = keys[0] if product.config.sign_responses else None
+    sign_key = product.keys(record.kind)[0] if product.config.sign_responses else None
     try:
         raw = await read_capped_body(request, max_body_bytes)
     except BodyTooLargeError:
