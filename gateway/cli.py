@@ -97,13 +97,13 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration to MARKETGATE_DATABASE_URL."""
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
+    from tenants.database import shown_url
     from tenants.migrate import pending_revisions, upgrade
 
     settings = _load_settings()
-    shown = make_url(settings.database_url).render_as_string(hide_password=True)
+    shown = shown_url(settings.database_url)
     try:
         pending = pending_revisions(settings.database_url)
         click.echo(f"applying {len(pending)} migration(s)" if pending else "database is up to date")

@@ -64,6 +64,7 @@ from gateway.adapters.contract import (
     StatusRequest,
     UpgradeRequest,
 )
+from tenants.database import shown_url
 
 __all__ = ["DemoAdapter", "DemoSettings", "WorkspaceNotFoundError"]
 
@@ -125,7 +126,7 @@ class DemoAdapter:
         try:
             self._store = WorkspaceStore(_own_database(context))
         except (ValueError, ArgumentError) as exc:
-            shown = _without_password(context.database_url)
+            shown = shown_url(context.database_url)
             problem = str(exc).replace(context.database_url, shown)
             raise AdapterConfigError(f"demo adapter cannot use database {shown!r}: {problem}") from exc
         self._provision_lock = asyncio.Lock()
@@ -311,10 +312,3 @@ class DemoAdapter:
     async def aclose(self) -> None:
         await self._store.dispose()
 
-
-def _without_password(url: str) -> str:
-    """The database URL fit for a message: its password (if it parses at all) hidden."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ValueError, ArgumentError):
-        return "(an unreadable URL)"
