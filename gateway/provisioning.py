@@ -119,18 +119,10 @@ class InstanceJobs:
         the marketplace's next newInstance for the order line tries again. In the transaction
         that marks the job dead: an instance left `provisioning` with no job would stay so."""
         self._handed_over.pop(job.id or 0, None)
-        reason = f"provisioning gave up: {job.last_error or 'retries spent'}"[:512]
-        failed = await self._leave_provisioning(
-            session,
-            job.product,
-            job.payload["instance_id"],
-            InstanceStatus.FAILED,
-            changes={"failure_code": ResultCode.INTERNAL_ERROR.value, "failure_reason": reason},
-            activity="provisioning refused",
-            detail={"resultCode": ResultCode.INTERNAL_ERROR.value, "reason": reason},
+        reason = f"provisioning gave up: {job.last_error or 'retries spent'}"
+        await self._mark_failed(
+            session, job.product, job.payload["instance_id"], code=ResultCode.INTERNAL_ERROR.value, reason=reason
         )
-        if failed:
-            log.warning("instance_refused", product=job.product, instance_id=job.payload["instance_id"], code="000005")
 
     def test_app_info(self, product: Product) -> AppInfo:
         """What MarketGate answers for a debug instance its adapter never sees."""
@@ -180,19 +172,25 @@ class InstanceJobs:
         return Finished(successor_due=successor_due)
 
     async def _fail_provisioning(self, product: Product, instance: Instance, *, code: str, reason: str) -> None:
-        reason = reason[:512]
         async with self._database.transaction() as session:
-            failed = await self._leave_provisioning(
-                session,
-                product.slug,
-                instance.instance_id,
-                InstanceStatus.FAILED,
-                changes={"failure_code": code, "failure_reason": reason},
-                activity="provisioning refused",
-                detail={"resultCode": code, "reason": reason},
-            )
+            await self._mark_failed(session, product.slug, instance.instance_id, code=code, reason=reason)
+
+    async def _mark_failed(
+        self, session: AsyncSession, product: str, instance_id: str, *, code: str, reason: str
+    ) -> None:
+        """The instance, if still provisioning, becomes `failed`, answered `code` with `reason`."""
+        reason = reason[:512]
+        failed = await self._leave_provisioning(
+            session,
+            product,
+            instance_id,
+            InstanceStatus.FAILED,
+            changes={"failure_code": code, "failure_reason": reason},
+            activity="provisioning refused",
+            detail={"resultCode": code, "reason": reason},
+        )
         if failed:
-            log.warning("instance_refused", product=product.slug, instance_id=instance.instance_id, code=code)
+            log.warning("instance_refused", product=product, instance_id=instance_id, code=code)
 
     async def _leave_provisioning(
         self,

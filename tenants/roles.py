@@ -671,20 +671,21 @@ async def _check_subjects(session: AsyncSession, wanted: _Request, *, granted_ar
             ),
         )
     }
-    if granted_are_known:
-        known_departments |= {
+    members = [name for name in wanted.members if name not in known_members]
+    departments = [code for code in wanted.departments if code not in known_departments]
+    if granted_are_known and departments:  # only for the few the directory no longer has
+        granted = {
             row[0]
             for row in await _rows(
                 session,
                 select(_GRANTS.c.subject_code).where(
                     _in_scope(_GRANTS, wanted.scope),
                     _GRANTS.c.subject_kind == GrantSubject.DEPARTMENT.value,
-                    one_of(_GRANTS.c.subject_code, wanted.departments, dialect=dialect),
+                    one_of(_GRANTS.c.subject_code, departments, dialect=dialect),
                 ),
             )
         }
-    members = [name for name in wanted.members if name not in known_members]
-    departments = [code for code in wanted.departments if code not in known_departments]
+        departments = [code for code in departments if code not in granted]
     if members or departments:
         raise UnknownSubjectsError(members, departments)
 
