@@ -181,18 +181,25 @@ class GroupCommit:
             # database and syncing that (when its last connection closes).
             return
         try:
-            await self._fsync(descriptor)
+            await self._sync_data(descriptor)
         finally:
             os.close(descriptor)
 
-    async def _fsync(self, descriptor: int) -> None:
-        """fsync(2) of `descriptor`: through the kernel's asynchronous I/O where it works, else
-        on the loop's thread."""
+    async def _sync_data(self, descriptor: int) -> None:
+        """fdatasync(2) of `descriptor`: through the kernel's asynchronous I/O where it works,
+        else on the loop's thread.
+
+        A commit needs the log's frames on disk, and its size where it grew, and fdatasync
+        syncs both; fsync would also record the file's times, a journal commit of the file
+        system per sync (SQLite too syncs its log with fdatasync). Measured with
+        `python -m bench.compare_builds --baseline 10b0a8a --rate 200 --rounds 8` (fsync) on
+        2026-11-27: CPU per call the same, the p99 lower in 6 of 8 rounds (median 17.6 ms against
+        20.2 ms)."""
         context = await self._kernel_aio_context()
         if context is None:
-            os.fsync(descriptor)
+            os.fdatasync(descriptor)
         else:
-            await context.fsync(descriptor)
+            await context.fdsync(descriptor)
 
     async def _kernel_aio_context(self) -> Any:
         """caio's context for the running loop, or None where the kernel's asynchronous sync is
@@ -226,7 +233,7 @@ class GroupCommit:
         descriptor, name = tempfile.mkstemp(prefix=".marketgate-sync-probe-", dir=directory)
         try:
             os.write(descriptor, b"probe")
-            await context.fsync(descriptor)
+            await context.fdsync(descriptor)
         finally:
             os.close(descriptor)
             os.unlink(name)

@@ -19,9 +19,9 @@ pytestmark = pytest.mark.anyio
 
 
 class Syncs:
-    """Records every fsync of the group commit (the path synced and, for a log, its size), which
-    way it went (`os.fsync` on the loop's thread or the kernel's asynchronous I/O), and fails the
-    next ones with `failures`."""
+    """Records every sync of the group commit (the path synced and, for a log, its size), which
+    way it went (`os.fdatasync` on the loop's thread or the kernel's asynchronous I/O), and fails
+    the next ones with `failures`."""
 
     def __init__(self, real_fsync: Callable[[GroupCommit, int], Awaitable[None]]) -> None:
         self._real_fsync = real_fsync
@@ -38,14 +38,14 @@ class Syncs:
 
     def count_os_fsync(self, descriptor: int) -> None:
         self.on_loop_thread += 1
-        _os_fsync(descriptor)
+        _os_fdatasync(descriptor)
 
     def of_log(self) -> list[int]:
         """The log's size at each of its syncs."""
         return [size for path, size in self.synced if path.endswith("-wal")]
 
 
-_os_fsync = os.fsync
+_os_fdatasync = os.fdatasync
 
 
 @pytest.fixture(params=["kernel-aio", "loop-thread"])
@@ -54,13 +54,13 @@ def syncs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Sy
     thread (as where the kernel offers none)."""
     if request.param == "loop-thread":
         monkeypatch.setattr(group_commit, "kernel_aio", None)
-    recorder = Syncs(GroupCommit._fsync)
+    recorder = Syncs(GroupCommit._sync_data)
 
     async def recorded_fsync(commits: GroupCommit, descriptor: int) -> None:
         await recorder.fsync(commits, descriptor)
 
-    monkeypatch.setattr(GroupCommit, "_fsync", recorded_fsync)
-    monkeypatch.setattr(os, "fsync", recorder.count_os_fsync)
+    monkeypatch.setattr(GroupCommit, "_sync_data", recorded_fsync)
+    monkeypatch.setattr(os, "fdatasync", recorder.count_os_fsync)
     return recorder
 
 
@@ -211,7 +211,7 @@ def test_a_sync_left_pending_by_a_loop_gone_is_not_waited_for(tmp_path: Path, sy
 async def test_syncs_go_through_the_kernel_where_it_offers_asynchronous_io(
     database: Database, syncs: Syncs, request: pytest.FixtureRequest
 ) -> None:
-    """Through the kernel's asynchronous I/O the loop's thread never calls fsync itself."""
+    """Through the kernel's asynchronous I/O the loop's thread never syncs itself."""
     await asyncio.gather(*(_insert(database, f"n{index}") for index in range(5)))
     assert syncs.of_log()
     if request.node.callspec.params["syncs"] == "kernel-aio":
@@ -221,7 +221,7 @@ async def test_syncs_go_through_the_kernel_where_it_offers_asynchronous_io(
 
 
 class FakeKernelAio:
-    """Stands in for caio's `linux_aio_asyncio`: its contexts fail as told, or pass fsync on."""
+    """Stands in for caio's `linux_aio_asyncio`: its contexts fail as told, or pass syncs on."""
 
     def __init__(self, *, refuse_context: Exception | None = None, fail_after: int | None = None) -> None:
         self.refuse_context = refuse_context
@@ -241,14 +241,14 @@ class FakeKernelAio:
                     raise fake.refuse_context
                 self.loop = loop
 
-            async def fsync(self, descriptor: int) -> None:
+            async def fdsync(self, descriptor: int) -> None:
                 fake.fsyncs += 1
                 if fake.fail_after is not None and fake.fsyncs > fake.fail_after:
                     raise SystemError("Input/output error")  # what caio raises for a failed operation
                 fake.log_sizes.append(os.fstat(descriptor).st_size)
                 if fake.hold is not None:
                     await fake.hold.wait()
-                _os_fsync(descriptor)
+                _os_fdatasync(descriptor)
 
             def close(self) -> None:
                 fake.closed += 1
@@ -262,9 +262,9 @@ def loop_thread_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     def counted(descriptor: int) -> None:
         calls.append(descriptor)
-        _os_fsync(descriptor)
+        _os_fdatasync(descriptor)
 
-    monkeypatch.setattr(os, "fsync", counted)
+    monkeypatch.setattr(os, "fdatasync", counted)
     return calls
 
 
