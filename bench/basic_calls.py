@@ -280,8 +280,8 @@ async def measure(
     rate: float | None = None,
     profile: Path | None = None,
 ) -> Phase:
-    """`warmup` requests, then one measured phase (paced at `rate`, or back to back), reading the
-    server's CPU time around it."""
+    """`warmup` requests, then one measured phase, both paced at `rate` (or back to back), reading
+    the server's CPU time around the measured phase."""
     await drive(
         client,
         factory,
@@ -290,6 +290,7 @@ async def measure(
         check=check,
         first_index=first_index,
         timeout_s=60,
+        rate=rate,
     )
     with py_spy(server.pid, profile):
         cpu_before, client_before = cpu_seconds(server.pid), time.process_time()
@@ -335,15 +336,17 @@ async def activity_phases(
     """Capacity on the bare route, then on MarketGate; then MarketGate's latency at the target
     load (`--rate`, or the activity's ratio target times the bare route's capacity).
 
-    The bare route stores nothing, so both capacity phases take request indices from 0; the
-    latency phase takes the indices after MarketGate's capacity phase, so each newInstance it
-    sends is a new order."""
+    Each phase has its warm-up, at its own pace: the latency phase's warm-up at the target load
+    lets the backlog a capacity phase leaves (its last answers' background work, a log to
+    checkpoint) drain before the measured requests, which are to show the steady state at
+    that load. The bare route stores nothing, so both capacity phases take request indices
+    from 0; the latency phase takes the indices after MarketGate's capacity phase, so each
+    newInstance it sends is a new order."""
     bare, marketgate = servers
 
     def phase(
         server: ServerProcess, *, first_index: int = 0, rate: float | None = None, profile: Path | None = None
     ) -> Coroutine[Any, Any, Phase]:
-        warmup = args.warmup if rate is None else 0  # the latency phase follows a capacity phase
         return measure(
             client,
             server,
@@ -352,7 +355,7 @@ async def activity_phases(
             args,
             check=check,
             first_index=first_index,
-            warmup=warmup,
+            warmup=args.warmup,
             rate=rate,
             profile=profile,
         )
@@ -385,7 +388,7 @@ async def run_phases(
         )
         # The ids MarketGate's newInstance phases created (warm-up, capacity and latency).
         _, capacity, at_load = new_instances
-        created = orders.business_ids(range(args.warmup + capacity.result.sent + at_load.result.sent))
+        created = orders.business_ids(range(2 * args.warmup + capacity.result.sent + at_load.result.sent))
         if args.database_url:
             # Statistics for the table that just grew from nothing, as autovacuum would have them
             # on a production server (the local one runs without it). Without any, PostgreSQL
