@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from tenants.database import connection_of
 from tenants.models import CallLogEntry
 
 _COLUMNS = [column.name for column in CallLogEntry.__table__.columns if column.name != "id"]  # type: ignore[attr-defined]
@@ -13,7 +14,7 @@ _COLUMNS = [column.name for column in CallLogEntry.__table__.columns if column.n
 async def add_call_log_entries(session: AsyncSession, *, entries: Sequence[CallLogEntry]) -> None:
     """One multi-row INSERT for a batch (the entries are not read back)."""
     rows = [{name: getattr(entry, name) for name in _COLUMNS} for entry in entries]
-    connection = await session.connection()
+    connection = await connection_of(session)
     await connection.execute(CallLogEntry.__table__.insert(), rows)  # type: ignore[attr-defined]
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tenants.errors import DatabaseUnavailableError
@@ -31,6 +31,25 @@ from tenants.sqlite_inline import inline_creator
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
 _SYNC_DRIVERS = {"sqlite": "sqlite+pysqlite", "postgresql": "postgresql+psycopg"}
 _SQLITE_DIALECT = SQLiteDialect_aiosqlite()
+
+
+_CONNECTION = "marketgate.connection"
+
+
+async def connection_of(session: AsyncSession) -> AsyncConnection:
+    """The connection of `session`'s transaction, for Core statements.
+
+    The session is asked once per transaction and its answer kept in `session.info`: each ask
+    spawns a greenlet and passes through the ORM's transaction bookkeeping, and the data layer's
+    functions want the connection for every statement (newInstance asked eight times)."""
+    transaction = session.sync_session.get_transaction()
+    kept = session.info.get(_CONNECTION)
+    if kept is not None and transaction is not None and kept[0] is transaction and transaction.is_active:
+        connection: AsyncConnection = kept[1]
+        return connection
+    connection = await session.connection()
+    session.info[_CONNECTION] = (session.sync_session.get_transaction(), connection)
+    return connection
 
 
 def shown_url(url: str) -> str:

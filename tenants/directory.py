@@ -44,6 +44,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from tenants.database import connection_of
 from tenants.directory_models import (
     AuthorizationAction,
     DirectoryApp,
@@ -182,7 +183,7 @@ def _scoped(model: Any, *, product: str, tenant_id: str, is_test: bool) -> Colum
 
 async def _rows(session: AsyncSession, query: Select[*tuple[Any, ...]]) -> Sequence[Row[*tuple[Any, ...]]]:
     """Run a plain (Core) select in the session's transaction."""
-    connection = await session.connection()
+    connection = await connection_of(session)
     return (await connection.execute(query)).all()
 
 
@@ -221,7 +222,7 @@ async def _bulk_insert(
     if not rows:
         return
     table = _table(model)
-    connection = await session.connection()
+    connection = await connection_of(session)
     columns = list(rows[0])
     if connection.dialect.name != "postgresql":
         insert = sqlite_insert(table)
@@ -269,7 +270,7 @@ async def _count_members(session: AsyncSession, scope: _Scope, *, added: int) ->
     if not added:
         return
     table = _table(DirectoryMemberCount)
-    connection = await session.connection()
+    connection = await connection_of(session)
     insert = (postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert)(table)
     statement = insert.values(**scope, present=added).on_conflict_do_update(
         index_elements=["product", "tenant_id", "is_test"], set_={"present": table.c.present + insert.excluded.present}
@@ -710,7 +711,7 @@ async def _rows_by_key(
     """
     if not values:
         return []
-    connection = await session.connection()
+    connection = await connection_of(session)
     if connection.dialect.name != "postgresql":
         found: list[Row[*tuple[Any, ...]]] = []
         for batch in _chunks(values):

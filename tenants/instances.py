@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from tenants.database import connection_of
 from tenants.errors import InvalidTransitionError
 from tenants.models import LIVE_STATUSES, Instance, InstanceEvent, InstanceStatus
 
@@ -64,7 +65,7 @@ def can_transition(current: InstanceStatus, target: InstanceStatus, *, is_test: 
 async def get_instance(session: AsyncSession, *, product: str, instance_id: str) -> Instance | None:
     """The instance as it is now, for reading: a copy the session does not track (to change an
     instance, lock it with `get_instance_for_update` or use `change_status_if`)."""
-    connection = await session.connection()
+    connection = await connection_of(session)
     row = (await connection.execute(_SELECT_INSTANCE, {"b_product": product, "b_instance": instance_id})).first()
     return Instance(**row._mapping) if row is not None else None
 
@@ -81,7 +82,7 @@ async def list_live_app_info(
     """(instance id, stored AppInfo) of the active or frozen instances among `instance_ids` that
     have one and are test instances or not as `is_test` says, in the order asked; others are
     left out. A few columns, no entities: queryInstance asks for up to 100 at a time."""
-    connection = await session.connection()
+    connection = await connection_of(session)
     rows = await connection.execute(_APP_INFO, {"b_product": product, "b_instances": list(instance_ids)})
     found: dict[str, dict[str, Any]] = {
         instance_id: dict(app_info)
@@ -107,7 +108,7 @@ async def create_instance_if_absent(
     the insert does nothing on a conflict, and the row is then read back, locked. A created
     instance is a copy the session does not track: change it with `change_status_if`.
     """
-    connection = await session.connection()
+    connection = await connection_of(session)
     insert = _INSERT_INSTANCE[connection.dialect.name == "postgresql"]
     values: dict[str, Any] = {
         "product": product,
@@ -183,7 +184,7 @@ async def change_status_if(
     """
     if not can_transition(expected, status):
         raise InvalidTransitionError(f"{expected} cannot become {status}")
-    connection = await session.connection()
+    connection = await connection_of(session)
     parameters = {
         **(changes or {}),
         "status": status,
@@ -220,7 +221,7 @@ async def record_event(
 ) -> None:
     """Write one line of an instance's history (a plain INSERT: nothing reads it back)."""
     await _insert_event(
-        await session.connection(),
+        await connection_of(session),
         product=instance.product,
         instance_id=instance.instance_id,
         activity=activity,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from tenants.database import connection_of
 from tenants.models import Job, JobState
 
 MAX_BACKOFF_S = 600.0
@@ -75,13 +76,13 @@ async def create_job(
         "created_at": now,
         "updated_at": now,
     }
-    connection = await session.connection()
+    connection = await connection_of(session)
     job_id = (await connection.execute(_INSERT_JOB, values)).scalar_one()
     return Job(id=job_id, **values)
 
 
 async def _sequence_busy(session: AsyncSession, sequence_key: str) -> bool:
-    connection = await session.connection()
+    connection = await connection_of(session)
     return (await connection.execute(_SEQUENCE_PENDING, {"sequence": sequence_key})).first() is not None
 
 
@@ -132,7 +133,7 @@ async def extend_leases(session: AsyncSession, *, job_ids: Sequence[int], owner:
 
 async def complete_job(session: AsyncSession, *, job_id: int, owner: str, now: datetime) -> bool:
     """Mark a job done if `owner` still holds its lease."""
-    connection = await session.connection()
+    connection = await connection_of(session)
     result = await connection.execute(_COMPLETE_JOB, {"job": job_id, "owner": owner, "now": now})
     return bool(result.rowcount)
 

@@ -27,6 +27,7 @@ from tenants.admin import (
     members_clause,
     tenants_clause,
 )
+from tenants.database import connection_of
 from tenants.directory_models import (
     DirectoryAuthorization,
     DirectoryDepartment,
@@ -365,7 +366,7 @@ def _member_columns() -> tuple[Any, ...]:
 
 
 async def _member_rows(session: AsyncSession, query: Select[Any]) -> list[MemberRow]:
-    connection = await session.connection()
+    connection = await connection_of(session)
     return [_member_row(row) for row in (await connection.execute(query)).all()]
 
 
@@ -419,7 +420,7 @@ async def count_members(
         tally = sa_select(counts.c.present).where(
             tenants_clause(caller, counts.c), _in_scope(DirectoryMemberCount, scope)
         )
-        connection = await session.connection()
+        connection = await connection_of(session)
         return int((await connection.execute(tally)).scalar() or 0)
     query = select(func.count()).select_from(DirectoryMember).where(*_member_clauses(caller, scope, wanted, catalog))
     return int((await session.exec(query)).one())

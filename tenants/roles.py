@@ -57,6 +57,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tenants import directory, jobs
 from tenants.admin import AccessDeniedError, Caller, TenantScope, create_audit_entry, members_clause, tenants_clause
+from tenants.database import connection_of
 from tenants.directory_models import DirectoryAuthorization, DirectoryDepartment, DirectoryMember, MemberRole
 from tenants.errors import TenantsError
 from tenants.role_models import GrantSubject, MemberRoleGrant
@@ -391,13 +392,13 @@ async def _applicable_grants(
         "user_names": list_value(user_names, dialect=dialect),
         "org_codes": list_value(org_codes, dialect=dialect),
     }
-    connection = await session.connection()
+    connection = await connection_of(session)
     rows: Sequence[Any] = (await connection.execute(_applicable_grants_statement(dialect), parameters)).all()
     return rows
 
 
 async def _rows(session: AsyncSession, query: Select[Any] | CompoundSelect[Any]) -> Sequence[Any]:
-    connection = await session.connection()
+    connection = await connection_of(session)
     rows: Sequence[Any] = (await connection.execute(query)).all()
     return rows
 
@@ -804,7 +805,7 @@ async def _write_grants(session: AsyncSession, rows: Sequence[dict[str, Any]]) -
     """INSERT .. ON CONFLICT DO UPDATE the grants: few statements for thousands of rows."""
     if not rows:
         return
-    connection = await session.connection()
+    connection = await connection_of(session)
     keys = ["product", "tenant_id", "is_test", "subject_kind", "subject_code", "role"]
     changed = ("include_sub_departments", "granted_by", "updated_at")
     if connection.dialect.name != "postgresql":

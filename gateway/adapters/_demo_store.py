@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.adapters.contract import RetryLater
-from tenants.database import Database
+from tenants.database import Database, connection_of
 from tenants.errors import DatabaseUnavailableError
 
 metadata = MetaData()
@@ -126,7 +126,7 @@ class WorkspaceStore:
         try:
             await self._ensure_schema()
             async with self._database.transaction() if write else self._database.reader() as session:
-                yield await session.connection()
+                yield await connection_of(session)
         except DatabaseUnavailableError as exc:
             raise RetryLater(f"demo database unavailable: {exc}") from exc
 
@@ -136,7 +136,7 @@ class WorkspaceStore:
         async with self._schema_lock:
             if not self._schema_ready:
                 async with self._database.transaction() as session:
-                    await (await session.connection()).run_sync(metadata.create_all)
+                    await (await connection_of(session)).run_sync(metadata.create_all)
                 self._schema_ready = True
 
     async def get(self, *, product: str, instance_id: str) -> Workspace | None:

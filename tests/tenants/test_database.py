@@ -1,4 +1,5 @@
-"""The connection pool: what a busy worker opened stays open, bursts beyond it are bounded."""
+"""The connection pool: what a busy worker opened stays open, bursts beyond it are bounded; the
+connection of a session's transaction."""
 
 import asyncio
 from contextlib import AsyncExitStack
@@ -6,11 +7,12 @@ from contextlib import AsyncExitStack
 import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import event, text
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.store import MemoryStore
-from tenants.database import Database
+from tenants.database import Database, connection_of
 from tests.conftest import Backend
 from tests.fakes import Behaviour, recording_factory
 
@@ -50,3 +52,29 @@ async def test_the_pool_size_setting_reaches_the_gateway_database(
     application = create_app(sized, adapter_factories={"recording": recording_factory(behaviours)}, store=MemoryStore())
     async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
         assert application.state.database.engine.pool.size() == 3
+
+
+async def test_a_sessions_connection_is_asked_once_per_transaction(backend: Backend) -> None:
+    database = Database(backend.database_url)
+    asked: list[object] = []
+    try:
+        async with AsyncSession(database.engine) as session:
+            real_connection = session.sync_session.connection
+
+            def counted(*args: object, **kwargs: object) -> object:
+                asked.append(args)
+                return real_connection(*args, **kwargs)  # type: ignore[arg-type]
+
+            session.sync_session.connection = counted  # type: ignore[method-assign,assignment]
+            # Within one transaction: the session is asked once, and every statement gets that connection
+            first = await connection_of(session)
+            assert await connection_of(session) is first
+            assert (await first.execute(text("SELECT 1"))).scalar() == 1
+            assert len(asked) == 1
+            # Once the transaction has ended, the next gets the connection of the session's new one
+            await session.commit()
+            second = await connection_of(session)
+            assert second is not first and second.in_transaction()
+            assert len(asked) == 2
+    finally:
+        await database.dispose()
