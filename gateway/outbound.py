@@ -120,6 +120,31 @@ class _NoCookies(CookieJar):
         return None
 
 
+class _ReadNoCookies(httpx.Cookies):
+    """httpx's cookies over `_NoCookies`, reading none from an answer: httpx's own would first
+    build two urllib stand-ins of the request and the answer for the jar to look at, about a
+    fifth of the order query's CPU, only for the jar to keep nothing."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class _Client(httpx.AsyncClient):
+    """httpx's client with `_ReadNoCookies` as its cookies, whatever it is given."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._no_cookies = _ReadNoCookies(_NoCookies())
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._no_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        return None
+
+
 class _Transport(AiohttpTransport):
     def get_client(self) -> aiohttp.ClientSession:
         """httpx-aiohttp's session, but with a cookie jar that keeps nothing: its default session
@@ -152,11 +177,4 @@ def outbound_client(
     is given."""
     if transport is None and not urllib.request.getproxies():
         transport = _Transport()
-    return httpx.AsyncClient(
-        base_url=base_url,
-        timeout=timeout,
-        headers=headers,
-        transport=transport,
-        follow_redirects=False,
-        cookies=_NoCookies(),
-    )
+    return _Client(base_url=base_url, timeout=timeout, headers=headers, transport=transport, follow_redirects=False)
