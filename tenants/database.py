@@ -144,14 +144,26 @@ class Database:
         SQLite's writer lock is given back before the wait for the disk, so the next writer
         commits meanwhile and its commit joins the next sync. A caller cancelled during that
         wait has committed all the same (as one cancelled while PostgreSQL answers a COMMIT may
-        have): its work must be idempotent, as every retried call's is."""
+        have): its work must be idempotent, as every retried call's is.
+
+        The session begins its transaction when first used, and the block commits it; a block
+        that never used it has nothing to commit and waits for no sync. (`session.begin()` would
+        cost every transaction a greenlet of its own, to begin what the first statement begins
+        anyway.)"""
         async with self._translated_errors():
             self._group_commit.check()
             async with self._sqlite_writer if self.is_sqlite else nullcontext():
-                async with self._session(self._sessions) as session, session.begin():
-                    yield session
-                commit = self._group_commit.committed()
-            await self._group_commit.durable(commit)
+                async with self._session(self._sessions) as session:
+                    try:
+                        yield session
+                    except BaseException:
+                        await session.rollback()
+                        raise
+                    used = session.in_transaction()
+                    await session.commit()
+                commit = self._group_commit.committed() if used else None
+            if commit is not None:
+                await self._group_commit.durable(commit)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:

@@ -106,6 +106,25 @@ async def test_a_transaction_ends_only_once_a_sync_of_the_log_covers_its_commit(
     assert level == 1
 
 
+async def test_a_transaction_that_wrote_nothing_waits_for_no_sync(database: Database, syncs: Syncs) -> None:
+    before = len(syncs.of_log())
+    async with database.transaction():
+        pass
+    assert len(syncs.of_log()) == before
+    await _insert(database, "a")
+    assert len(syncs.of_log()) == before + 1
+
+
+async def test_a_transaction_whose_block_fails_is_rolled_back(database: Database, syncs: Syncs) -> None:
+    with pytest.raises(LookupError):
+        async with database.transaction() as session:
+            await (await session.connection()).execute(text("INSERT INTO t (name) VALUES ('kept?')"))
+            raise LookupError("the block fails")
+    assert await _count(database) == 0
+    await _insert(database, "a")  # the writer lock and the connection were given back
+    assert await _count(database) == 1
+
+
 async def test_concurrent_writers_share_syncs(database: Database, syncs: Syncs) -> None:
     before = len(syncs.of_log())
     await asyncio.gather(*(_insert(database, f"n{index}") for index in range(20)))
