@@ -10,10 +10,9 @@ import contextlib
 
 import structlog
 
-from tenants.call_log import add_call_log_entries
+from tenants.call_log import NewCallLogEntry, add_call_log_entries
 from tenants.database import Database
 from tenants.errors import DatabaseUnavailableError
-from tenants.models import CallLogEntry
 
 log = structlog.get_logger(__name__)
 
@@ -25,15 +24,15 @@ class CallLogWriter:
         self._database = database
         self._interval_s = interval_s
         self._batch = batch
-        self._buffer: list[CallLogEntry] = []
+        self._buffer: list[NewCallLogEntry] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._flushing = asyncio.Lock()
 
-    def record(self, entry: CallLogEntry) -> None:
+    def record(self, entry: NewCallLogEntry) -> None:
         if len(self._buffer) >= MAX_BUFFERED:
-            log.error("call_log_overflow", dropped_request_id=entry.request_id)
+            log.error("call_log_overflow", dropped_request_id=entry["request_id"])
             return
         self._buffer.append(entry)
         if len(self._buffer) >= self._batch:
@@ -69,15 +68,15 @@ class CallLogWriter:
                 for entry in entries:
                     await self._write_alone(entry)
 
-    async def _write(self, entries: list[CallLogEntry]) -> None:
+    async def _write(self, entries: list[NewCallLogEntry]) -> None:
         async with self._database.transaction() as session:
             await add_call_log_entries(session, entries=entries)
 
-    async def _write_alone(self, entry: CallLogEntry) -> None:
+    async def _write_alone(self, entry: NewCallLogEntry) -> None:
         try:
             await self._write([entry])
         except Exception:  # this one row cannot be stored; the others were
-            log.error("call_log_entry_dropped", request_id=entry.request_id, product=entry.product)
+            log.error("call_log_entry_dropped", request_id=entry["request_id"], product=entry["product"])
 
     async def _run(self) -> None:
         while not self._stopping:

@@ -30,8 +30,8 @@ from gateway.products import Product
 from gateway.routes.answers import BodyTooLargeError, marketplace_response, read_capped_body, too_large_response
 from gateway.store import StoreError
 from gateway.verification import CallVerifier
+from tenants.call_log import NewCallLogEntry
 from tenants.errors import TenantsError
-from tenants.models import CallLogEntry
 
 log = structlog.get_logger(__name__)
 
@@ -140,7 +140,7 @@ def finish_call(
     edge.metrics.calls.labels(product.slug, record.kind.value, activity, answer.code.value).inc()
     edge.metrics.call_seconds.labels(product.slug, record.kind.value).observe(elapsed)
     edge.call_log.record(
-        CallLogEntry(
+        NewCallLogEntry(
             product=product.slug,
             kind=record.kind.value,
             activity=storable_text(record.activity),
