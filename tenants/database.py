@@ -22,6 +22,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tenants.errors import DatabaseUnavailableError
@@ -34,6 +35,18 @@ _SQLITE_DIALECT = SQLiteDialect_aiosqlite()
 
 
 _CONNECTION = "marketgate.connection"
+_BEGAN = "marketgate.began"
+
+
+class _Session(Session):
+    """The ORM session beneath every session a `Database` hands out: notes in its `info` that it
+    began a transaction on a connection, so that `Database.transaction` knows whether its block
+    wrote anything to commit (however the block ended its transactions)."""
+
+
+@event.listens_for(_Session, "after_begin")
+def _note_begin(session: Session, _transaction: Any, _connection: Any) -> None:
+    session.info[_BEGAN] = True
 
 
 async def connection_of(session: AsyncSession) -> AsyncConnection:
@@ -129,12 +142,16 @@ class Database:
         self._group_commit = GroupCommit()
         if self.is_sqlite:
             _prepare_sqlite(self.engine, self._group_commit)
-        self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self._sessions = async_sessionmaker(
+            self.engine, class_=AsyncSession, sync_session_class=_Session, expire_on_commit=False
+        )
         # PostgreSQL readers run each statement on its own (autocommit): no BEGIN before the first
         # and no ROLLBACK after the last, two round trips less per read; under READ COMMITTED every
         # statement sees its own snapshot either way. SQLite begins no transaction for a SELECT.
         readers = self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._readers = async_sessionmaker(readers, class_=AsyncSession, expire_on_commit=False)
+        self._readers = async_sessionmaker(
+            readers, class_=AsyncSession, sync_session_class=_Session, expire_on_commit=False
+        )
         self._sqlite_writer = asyncio.Lock()
 
     @asynccontextmanager
@@ -147,9 +164,9 @@ class Database:
         have): its work must be idempotent, as every retried call's is.
 
         The session begins its transaction when first used, and the block commits it; a block
-        that never used it has nothing to commit and waits for no sync. (`session.begin()` would
-        cost every transaction a greenlet of its own, to begin what the first statement begins
-        anyway.)"""
+        that never began one (no statement, nothing added) has nothing to commit and waits for
+        no sync. (`session.begin()` would cost every transaction a greenlet of its own, to begin
+        what the first statement begins anyway.)"""
         async with self._translated_errors():
             self._group_commit.check()
             async with self._sqlite_writer if self.is_sqlite else nullcontext():
@@ -159,9 +176,9 @@ class Database:
                     except BaseException:
                         await session.rollback()
                         raise
-                    used = session.in_transaction()
                     await session.commit()
-                commit = self._group_commit.committed() if used else None
+                    began = session.info.get(_BEGAN, False)
+                commit = self._group_commit.committed() if began else None
             if commit is not None:
                 await self._group_commit.durable(commit)
 
@@ -188,12 +205,16 @@ class Database:
         """
         if not self.is_sqlite:
             async with sessions() as session:
-                yield session
+                try:
+                    yield session
+                finally:
+                    session.info.clear()  # what connection_of kept: it refers back to the session
             return
         session = sessions()
         try:
             yield session
         finally:
+            session.info.clear()
             await session.close()
 
     @asynccontextmanager

@@ -197,7 +197,7 @@ class GroupCommit:
         20.2 ms)."""
         context = await self._kernel_aio_context()
         if context is None:
-            os.fdatasync(descriptor)
+            getattr(os, "fdatasync", os.fsync)(descriptor)  # macOS has no fdatasync
         else:
             await context.fdsync(descriptor)
 

@@ -23,20 +23,20 @@ class Syncs:
     way it went (`os.fdatasync` on the loop's thread or the kernel's asynchronous I/O), and fails
     the next ones with `failures`."""
 
-    def __init__(self, real_fsync: Callable[[GroupCommit, int], Awaitable[None]]) -> None:
-        self._real_fsync = real_fsync
+    def __init__(self, real_sync: Callable[[GroupCommit, int], Awaitable[None]]) -> None:
+        self._real_sync = real_sync
         self.synced: list[tuple[str, int]] = []
         self.failures: list[OSError] = []
         self.on_loop_thread = 0
 
-    async def fsync(self, commits: GroupCommit, descriptor: int) -> None:
+    async def sync(self, commits: GroupCommit, descriptor: int) -> None:
         if self.failures:
             raise self.failures.pop()
         path = os.readlink(f"/proc/self/fd/{descriptor}")
         self.synced.append((path, os.fstat(descriptor).st_size))
-        await self._real_fsync(commits, descriptor)
+        await self._real_sync(commits, descriptor)
 
-    def count_os_fsync(self, descriptor: int) -> None:
+    def count_loop_thread_sync(self, descriptor: int) -> None:
         self.on_loop_thread += 1
         _os_fdatasync(descriptor)
 
@@ -56,11 +56,11 @@ def syncs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Sy
         monkeypatch.setattr(group_commit, "kernel_aio", None)
     recorder = Syncs(GroupCommit._sync_data)
 
-    async def recorded_fsync(commits: GroupCommit, descriptor: int) -> None:
-        await recorder.fsync(commits, descriptor)
+    async def recorded_sync(commits: GroupCommit, descriptor: int) -> None:
+        await recorder.sync(commits, descriptor)
 
-    monkeypatch.setattr(GroupCommit, "_sync_data", recorded_fsync)
-    monkeypatch.setattr(os, "fdatasync", recorder.count_os_fsync)
+    monkeypatch.setattr(GroupCommit, "_sync_data", recorded_sync)
+    monkeypatch.setattr(os, "fdatasync", recorder.count_loop_thread_sync)
     return recorder
 
 
@@ -115,11 +115,23 @@ async def test_a_transaction_that_wrote_nothing_waits_for_no_sync(database: Data
     assert len(syncs.of_log()) == before + 1
 
 
+async def test_a_block_that_commits_itself_still_ends_once_on_disk(database: Database, syncs: Syncs) -> None:
+    before = len(syncs.of_log())
+    async with database.transaction() as session:
+        await (await session.connection()).execute(text("INSERT INTO t (name) VALUES ('a')"))
+        await session.commit()
+    assert len(syncs.of_log()) == before + 1
+    assert await _count(database) == 1
+
+
 async def test_a_transaction_whose_block_fails_is_rolled_back(database: Database, syncs: Syncs) -> None:
-    with pytest.raises(LookupError):
+    async def failing_block() -> None:
         async with database.transaction() as session:
             await (await session.connection()).execute(text("INSERT INTO t (name) VALUES ('kept?')"))
             raise LookupError("the block fails")
+
+    with pytest.raises(LookupError):
+        await failing_block()
     assert await _count(database) == 0
     await _insert(database, "a")  # the writer lock and the connection were given back
     assert await _count(database) == 1
