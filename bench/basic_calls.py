@@ -84,6 +84,8 @@ class Phase:
     server_cpu_s: float
     client_cpu_s: float
     rss_mib: float
+    warmup_sent: int
+    """Requests the warm-up before the phase sent."""
 
     @property
     def load(self) -> str:
@@ -282,14 +284,14 @@ async def measure(
 ) -> Phase:
     """`warmup` requests, then one measured phase, both paced at `rate` (or back to back), reading
     the server's CPU time around the measured phase."""
-    await drive(
+    warmed = await drive(
         client,
         factory,
         concurrency=args.concurrency,
         count=warmup,
         check=check,
         first_index=first_index,
-        timeout_s=60,
+        timeout_s=60 + (warmup / rate if rate else 0),
         rate=rate,
     )
     with py_spy(server.pid, profile):
@@ -302,11 +304,11 @@ async def measure(
             check=check,
             duration_s=args.duration,
             timeout_s=args.duration + 30,
-            first_index=first_index + warmup,
+            first_index=first_index + warmed.sent,
             rate=rate,
         )
         server_cpu, client_cpu = cpu_seconds(server.pid) - cpu_before, time.process_time() - client_before
-    phase = Phase(activity, server.name, rate, result, server_cpu, client_cpu, rss_mib(server.pid))
+    phase = Phase(activity, server.name, rate, result, server_cpu, client_cpu, rss_mib(server.pid), warmed.sent)
     print(
         f"  {server.name:<10} {activity:<14} {phase.load:<11} {result.summary()}; "
         f"server {phase.server_cores:.2f} cores, client {phase.client_cores:.2f} cores",
@@ -367,7 +369,10 @@ async def activity_phases(
     capacity = await phase(marketgate, profile=profile("capacity"))
     target_load = args.rate or TARGETS[activity].min_ratio * bare_capacity.result.throughput
     at_load = await phase(
-        marketgate, first_index=args.warmup + capacity.result.sent, rate=target_load, profile=profile("at-load")
+        marketgate,
+        first_index=capacity.warmup_sent + capacity.result.sent,
+        rate=target_load,
+        profile=profile("at-load"),
     )
     return [bare_capacity, capacity, at_load]
 
@@ -388,7 +393,8 @@ async def run_phases(
         )
         # The ids MarketGate's newInstance phases created (warm-up, capacity and latency).
         _, capacity, at_load = new_instances
-        created = orders.business_ids(range(2 * args.warmup + capacity.result.sent + at_load.result.sent))
+        sent = capacity.warmup_sent + capacity.result.sent + at_load.warmup_sent + at_load.result.sent
+        created = orders.business_ids(range(sent))
         if args.database_url:
             # Statistics for the table that just grew from nothing, as autovacuum would have them
             # on a production server (the local one runs without it). Without any, PostgreSQL
