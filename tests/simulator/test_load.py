@@ -1,6 +1,7 @@
 """The load driver: counts, percentiles, failures, time bounds, and the signed calls it makes."""
 
 import functools
+import gc
 import json
 import math
 import random
@@ -90,6 +91,21 @@ async def test_sends_each_index_once_and_counts_them() -> None:
     assert len(result.latencies_ms) == 50
     assert result.failures == {}
     assert not result.timed_out
+
+
+async def test_the_load_generators_collector_is_held_off_while_requests_run() -> None:
+    """Its pauses would be charged to the server as latency; it runs again afterwards."""
+    enabled_while_sending: list[bool] = []
+
+    def factory(client: httpx.AsyncClient, index: int) -> httpx.Request:
+        enabled_while_sending.append(gc.isenabled())
+        return indexed(client, index)
+
+    assert gc.isenabled()
+    async with asgi_client(app_answering(lambda _: None, [])) as client:
+        await drive(client, factory, concurrency=4, count=20, check=answered())
+    assert enabled_while_sending == [False] * 20
+    assert gc.isenabled()
 
 
 async def test_percentiles_and_throughput_of_a_known_latency_distribution() -> None:
