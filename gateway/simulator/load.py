@@ -167,10 +167,9 @@ class _Tally:
 
 
 @contextmanager
-def _without_collector_pauses() -> Iterator[None]:
-    """Collect now, then no collection until the block ends (see `drive`). Reference counting
-    still frees what the requests leave behind; only cycles wait for the next collection."""
-    gc.collect()
+def _collector_held_off() -> Iterator[None]:
+    """No garbage collection until the block ends (see `drive`). Reference counting still frees
+    what the requests leave behind; only cycles wait for the next collection."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -206,10 +205,10 @@ async def drive(
     `describe_failure`. Give the client a pool of at least `concurrency` connections
     (`load_client` does). `clock` (seconds) times the requests and the duration.
 
-    The garbage collector of this process is run before the requests and held off while they
-    run (`_without_collector_pauses`): a full collection of the load generator's heap took up to
-    20 ms, during which no request was sent and no answer read, and every request then in
-    flight was charged the pause as the server's latency.
+    The garbage collector of this process is run before the clock starts and held off while
+    the requests run (`_collector_held_off`): a full collection of the load generator's heap
+    took up to 20 ms, during which no request was sent and no answer read, and every request
+    then in flight was charged the pause as the server's latency.
     """
     if concurrency < 1 or count < 0:
         raise ValueError("concurrency must be at least 1 and count not negative")
@@ -218,6 +217,7 @@ async def drive(
     tally = _Tally()
     next_index = first_index
     end_index = first_index + count
+    gc.collect()  # before the clock starts: a collection of a large heap takes its time
     started = clock()
     stop_starting_at = started + duration_s if duration_s is not None else math.inf
 
@@ -252,7 +252,7 @@ async def drive(
             else:
                 tally.failures[describe_failure(response)] += 1
 
-    with _without_collector_pauses(), anyio.move_on_after(timeout_s) as scope:
+    with _collector_held_off(), anyio.move_on_after(timeout_s) as scope:
         async with anyio.create_task_group() as group:
             for _ in range(min(concurrency, count)):
                 group.start_soon(worker)

@@ -108,6 +108,15 @@ async def test_the_load_generators_collector_is_held_off_while_requests_run() ->
     assert gc.isenabled()
 
 
+async def test_the_collection_before_a_run_does_not_eat_into_its_duration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A collection of a large heap can take longer than a short run: the run's clock starts after it."""
+    clock = FakeClock()
+    monkeypatch.setattr(gc, "collect", lambda: clock.advance(1.0))
+    async with asgi_client(app_answering(lambda _: None, [])) as client:
+        result = await drive(client, indexed, concurrency=1, count=5, check=answered(), duration_s=0.5, clock=clock)
+    assert result.sent == 5
+
+
 async def test_percentiles_and_throughput_of_a_known_latency_distribution() -> None:
     clock = FakeClock()
     delays_ms = list(range(1, 101))  # request i takes delays_ms[i]
