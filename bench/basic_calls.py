@@ -278,20 +278,19 @@ async def measure(
     *,
     check: Callable[[httpx.Response], bool],
     first_index: int,
-    warmup: int,
     rate: float | None = None,
     profile: Path | None = None,
 ) -> Phase:
-    """`warmup` requests, then one measured phase, both paced at `rate` (or back to back), reading
+    """`--warmup` requests, then one measured phase, both paced at `rate` (or back to back), reading
     the server's CPU time around the measured phase."""
     warmed = await drive(
         client,
         factory,
         concurrency=args.concurrency,
-        count=warmup,
+        count=args.warmup,
         check=check,
         first_index=first_index,
-        timeout_s=60 + (warmup / rate if rate else 0),
+        timeout_s=60 + (args.warmup / rate if rate else 0),
         rate=rate,
     )
     with py_spy(server.pid, profile):
@@ -357,7 +356,6 @@ async def activity_phases(
             args,
             check=check,
             first_index=first_index,
-            warmup=args.warmup,
             rate=rate,
             profile=profile,
         )
