@@ -60,28 +60,34 @@ def serve(host: str, port: int, no_migrate: bool) -> None:
 )
 def check_config(config_path: Path | None) -> None:
     """Validate the settings and the products file, and load every adapter, without serving."""
+    settings = _load_settings(**({"config": config_path} if config_path else {}))
+    if not settings.products:
+        raise click.ClickException("no products: set MARKETGATE_CONFIG or pass --config")
+    _check_products(settings)
+    for slug, product in settings.products.items():
+        click.echo(
+            f"ok  {slug:<24} {product.name}  adapter={product.adapter}  address={settings.public_url}/koogallery/{slug}"
+        )
+
+
+def _check_products(settings: Settings) -> None:
+    """What start-up checks of the products besides the file itself: the RSA keys, each adapter
+    (loaded, then closed) and each product's roles. A problem stops here with one line naming the
+    product, never with a traceback."""
     from gateway.adapters.registry import build_adapters
     from gateway.app import adapter_context, api_products
     from gateway.kit_syncs import private_keys
     from gateway.products import Product
 
-    settings = _load_settings(**({"config": config_path} if config_path else {}))
-    if not settings.products:
-        raise click.ClickException("no products: set MARKETGATE_CONFIG or pass --config")
     adapters = {}
     try:
-        # What `serve` checks at start-up besides: the RSA keys and each product's roles.
         private_keys(settings.products)
         adapters = build_adapters(settings.products, context_for=adapter_context(settings))
         api_products({slug: Product(slug, config, adapters[slug]) for slug, config in settings.products.items()})
     except ConfigError as exc:
-        asyncio.run(_close_all(list(adapters.values())))
         raise click.ClickException(str(exc)) from exc
-    for slug, product in settings.products.items():
-        click.echo(
-            f"ok  {slug:<24} {product.name}  adapter={product.adapter}  address={settings.public_url}/koogallery/{slug}"
-        )
-    asyncio.run(_close_all(list(adapters.values())))
+    finally:
+        asyncio.run(_close_all(list(adapters.values())))
 
 
 async def _close_all(adapters: list[object]) -> None:
@@ -97,17 +103,23 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration to MARKETGATE_DATABASE_URL."""
+    _migrate(_load_settings(), announce=True)
+
+
+def _migrate(settings: Settings, *, announce: bool) -> None:
+    """Apply the pending migrations; a database that is down or refuses stops here with one line."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from tenants.database import shown_url
     from tenants.migrate import pending_revisions, upgrade
 
-    settings = _load_settings()
     shown = shown_url(settings.database_url)
     try:
         pending = pending_revisions(settings.database_url)
-        click.echo(f"applying {len(pending)} migration(s)" if pending else "database is up to date")
-        upgrade(settings.database_url)
+        if announce:
+            click.echo(f"applying {len(pending)} migration(s)" if pending else "database is up to date")
+        if pending:
+            upgrade(settings.database_url)
     except (SQLAlchemyError, ValueError) as exc:
         # One line, never a traceback, never the password: the database is down or refused us.
         problem = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
@@ -287,7 +299,12 @@ class _Server(uvicorn.Server):
 
 
 def _run_servers(settings: Settings, apps: list[tuple[ASGIApp, str, int]]) -> None:
+    """Serve `apps` until interrupted. What commonly stops a start-up (the products, the database)
+    is checked first, so that it stops with one line; the app's start-up does it again, briefly."""
     configure_logging(level=settings.log_level, fmt=settings.log_format)
+    _check_products(settings)
+    if settings.auto_migrate:
+        _migrate(settings, announce=False)
     servers = [
         _Server(
             uvicorn.Config(

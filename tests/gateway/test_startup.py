@@ -1,0 +1,107 @@
+"""`marketgate serve` stops with one line when it cannot start, and logs in one format."""
+
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+import uvicorn
+from click.testing import CliRunner
+
+from gateway.cli import main
+from gateway.logs import configure_logging
+
+KEY = "the-access-key-of-the-startup-tests"
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[int]:
+    """uvicorn does not listen: each server records its port and counts as started."""
+    ports: list[int] = []
+
+    async def serve(server: uvicorn.Server, sockets: object = None) -> None:
+        ports.append(server.config.port)
+        server.started = True
+
+    monkeypatch.setattr(uvicorn.Server, "serve", serve)
+    monkeypatch.setenv("MARKETGATE_ENVIRONMENT", "development")
+    monkeypatch.setenv("MARKETGATE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MARKETGATE_DATABASE_URL", f"sqlite:///{tmp_path / 'mg.db'}")
+    return ports
+
+
+@pytest.fixture(autouse=True)
+def logging_restored() -> Iterator[None]:
+    """`serve` configures logging for the process: put it back as the other tests know it."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers, root.level = handlers, level
+    structlog.reset_defaults()
+
+
+def _products(tmp_path: Path, adapter: str = "demo") -> Path:
+    products = tmp_path / "products.toml"
+    products.write_text(f'[products.crm]\nname = "CRM"\nadapter = "{adapter}"\naccess_key = "{KEY}"\n')
+    return products
+
+
+def test_serve_stops_in_one_line_at_an_unknown_adapter(
+    served: list[int], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MARKETGATE_CONFIG", str(_products(tmp_path, adapter="nope")))
+    result = CliRunner().invoke(main, ["serve", "--port", "8123"])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        "Error: product 'crm': unknown adapter 'nope' (installed: demo, http)"
+    ]
+    assert served == []
+
+
+def test_serve_stops_in_one_line_when_the_database_is_down(
+    served: list[int], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MARKETGATE_CONFIG", str(_products(tmp_path)))
+    monkeypatch.setenv("MARKETGATE_DATABASE_URL", "postgresql://bob:HunterPw99@127.0.0.1:1/x")
+    result = CliRunner().invoke(main, ["serve", "--port", "8123"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: cannot upgrade postgresql://bob:***@127.0.0.1:1/x: ")
+    assert "Connection refused" in result.output and len(result.output.strip().splitlines()) == 1
+    assert "HunterPw99" not in result.output and "Traceback" not in result.output
+    assert served == []
+
+
+def test_serve_migrates_then_serves(served: list[int], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MARKETGATE_CONFIG", str(_products(tmp_path)))
+    result = CliRunner().invoke(main, ["serve", "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert served == [8123]
+    with sqlite3.connect(tmp_path / "mg.db") as database:
+        assert database.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
+
+
+def test_serve_no_migrate_leaves_the_database_alone(
+    served: list[int], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MARKETGATE_CONFIG", str(_products(tmp_path)))
+    monkeypatch.setenv("MARKETGATE_DATABASE_URL", "postgresql://bob:HunterPw99@127.0.0.1:1/x")
+    result = CliRunner().invoke(main, ["serve", "--port", "8123", "--no-migrate"])
+    assert result.exit_code == 0, result.output
+    assert served == [8123]
+
+
+def test_library_records_leave_in_the_same_json_as_marketgate_own(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(level="INFO", fmt="json")
+    configure_logging(level="INFO", fmt="json")  # again: still one line per record
+    structlog.get_logger("gateway.test").info("own_event", product="crm")
+    logging.getLogger("uvicorn.error").error("Application startup failed. Exiting.")
+    logging.getLogger("httpx").info("HTTP Request: GET https://example.com/?orderId=1")  # below WARNING
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(line["event"], line["level"]) for line in lines] == [
+        ("own_event", "info"),
+        ("Application startup failed. Exiting.", "error"),
+    ]
+    assert lines[1]["logger"] == "uvicorn.error" and "timestamp" in lines[1]
