@@ -66,6 +66,7 @@ def adapter_context(
             database_url=settings.database_url,
             data_dir=str(settings.data_dir),
             login_tokens=login_tokens(slug) if login_tokens is not None else None,
+            config_dir=str(settings.config.parent) if settings.config is not None else ".",
         )
 
     return context_for

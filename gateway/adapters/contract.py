@@ -25,14 +25,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-CONTRACT_VERSION = 3
+CONTRACT_VERSION = 4
 """2 added `Adapter.on_directory_event` (the Kit syncs); an adapter without it is not sent events.
 3 added `Adapter.on_login` and `Adapter.on_session_end` (SSO free login) and `AdapterContext.login_tokens`;
 an adapter without `on_login` cannot take SSO logins (members see an error page), one without
 `on_session_end` is not told when sessions end.
 3 also added the directory event `member_roles.changed` (whose effective product roles changed: a
 tenant admin's grant in the admin API, or an authSync; an adapter ignores event types it does not
-know) and the optional `Adapter.product_roles`."""
+know) and the optional `Adapter.product_roles`.
+4 added `AdapterContext.config_dir`, the folder relative paths in adapter settings are read from."""
 
 
 class AdapterError(Exception):
@@ -154,7 +155,9 @@ class AdapterContext:
     """What MarketGate gives an adapter when it creates it.
 
     `login_tokens` (contract 3) redeems SSO login tokens in process; None where MarketGate
-    does not serve SSO (`marketgate check-config`).
+    does not serve SSO (`marketgate check-config`). `config_dir` (contract 4) is the folder of
+    the products file: a relative path in the adapter's settings means a file beside it, as
+    MarketGate's own `<field>_file` keys do (the working folder when there is no file).
     """
 
     product: str
@@ -163,6 +166,7 @@ class AdapterContext:
     database_url: str
     data_dir: str
     login_tokens: LoginTokens | None = None
+    config_dir: str = "."
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,8 @@ Settings (`[products.<slug>.adapter_settings]`):
 
 - `url`: the backend's http(s) base URL, without credentials, query or fragment.
 - `secret`, or `secret_env` naming an environment variable that holds it, or `secret_file`
-  naming a file that holds it (a trailing newline is ignored): the shared signing secret, at
-  least 16 characters.
+  naming a file that holds it (a trailing newline is ignored; a relative path is read beside
+  the products file): the shared signing secret, at least 16 characters.
 - `timeout_s` (default 2.5): the whole-request deadline, in seconds.
 - `handles_test_calls` (default false): whether the marketplace's debug calls reach the backend.
 
@@ -264,13 +264,14 @@ class HttpAdapterSettings(BaseModel):
             raise ValueError("give exactly one of secret, secret_env and secret_file")
         return self
 
-    def resolved_secret(self) -> str:
-        """The signing secret, read from the environment or a file if so configured."""
+    def resolved_secret(self, config_dir: Path) -> str:
+        """The signing secret, read from the environment or a file (relative to `config_dir`) if so
+        configured."""
         if self.secret is not None:
             secret = self.secret.get_secret_value()
         elif self.secret_file is not None:
             try:
-                secret = self.secret_file.read_text(encoding="utf-8").rstrip("\r\n")
+                secret = (config_dir / self.secret_file).read_text(encoding="utf-8").rstrip("\r\n")
             except (OSError, UnicodeDecodeError) as exc:
                 raise AdapterConfigError(f"secret_file {str(self.secret_file)!r} cannot be read") from exc
         else:
@@ -349,7 +350,7 @@ class _Reply:
 class HttpAdapter:
     """Forwards every contract call to a backend over signed HTTP; see the module docstring."""
 
-    contract_version: ClassVar[int] = 3
+    contract_version: ClassVar[int] = 4
     handles_test_calls: bool
 
     def __init__(
@@ -362,7 +363,7 @@ class HttpAdapter:
         self.settings = _settings(settings)
         self.context = context
         self.handles_test_calls = self.settings.handles_test_calls
-        self._secret = self.settings.resolved_secret()
+        self._secret = self.settings.resolved_secret(Path(context.config_dir))
         self._client = outbound_client(
             base_url=self.settings.url,
             timeout=httpx.Timeout(self.settings.timeout_s),

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.adapters.contract import (
+    CONTRACT_VERSION,
     Adapter,
     AdapterConfigError,
     AdapterContext,
@@ -38,6 +39,8 @@ from gateway.adapters.contract import (
     UpgradeRequest,
 )
 from gateway.adapters.http import BackendContractError, HttpAdapter, sign_request, verify_backend_signature
+from gateway.app import adapter_context
+from gateway.settings import Environment, Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -481,6 +484,32 @@ async def test_secret_from_a_file(tmp_path: Path, backend: Backend) -> None:
     assert SECRET not in str(error.value)
 
 
+async def test_a_relative_secret_file_is_read_beside_the_products_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: Backend
+) -> None:
+    """As MarketGate's own `<field>_file` keys are, whatever the working folder."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "backend-secret").write_text(SECRET + "\n", encoding="utf-8")
+    products = tmp_path / "config" / "products.toml"
+    products.write_text(
+        '[products.notes]\nname = "Notes"\nadapter = "http"\naccess_key = "the-access-key-of-notes-0001"\n'
+        '[products.notes.adapter_settings]\nurl = "http://backend.test"\nsecret_file = "backend-secret"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)  # where a path relative to the working folder would not be found
+    settings = Settings(environment=Environment.DEVELOPMENT, config=products)
+    context = adapter_context(settings)("notes", settings.products["notes"])
+    assert Path(context.config_dir) == tmp_path / "config"
+    adapter = HttpAdapter(
+        dict(settings.products["notes"].adapter_settings), context, transport=httpx.ASGITransport(app=backend.app())
+    )
+    try:
+        await adapter.release(INSTANCE)  # the backend verifies with SECRET
+    finally:
+        await adapter.aclose()
+    assert [call.operation for call in backend.calls] == ["release"]
+
+
 async def test_the_marketplaces_app_info_limits_are_not_the_wire_formats(
     adapter: HttpAdapter, backend: Backend
 ) -> None:
@@ -517,7 +546,7 @@ async def test_factory_signature_and_contract_attributes() -> None:
     debug = HttpAdapter(settings(handles_test_calls=True, timeout_s=1), CONTEXT)
     try:
         assert isinstance(plain, Adapter)
-        assert HttpAdapter.contract_version == 3
+        assert HttpAdapter.contract_version == CONTRACT_VERSION == 4
         assert (plain.handles_test_calls, debug.handles_test_calls) == (False, True)
         assert plain.settings.url == "http://backend.test"
     finally:
