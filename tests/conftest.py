@@ -6,10 +6,11 @@ an unreachable one fails the run, it is never skipped.
 """
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -177,13 +178,13 @@ class Marketplace:
     async def basic(
         self,
         slug: str,
-        fields: dict[str, object],
+        fields: Mapping[str, object],
         *,
         key: bytes | None = None,
         now_ms: int | None = None,
         nonce: str | None = None,
     ) -> httpx.Response:
-        body = marketplace_body(fields)
+        body = marketplace_body(dict(fields))
         call = sign_call(
             CallKind.BASIC, body, key=key or self.keys[slug], now_ms=now_ms or epoch_ms(datetime.now(UTC)), nonce=nonce
         )
@@ -193,24 +194,33 @@ class Marketplace:
         self,
         slug: str,
         sync: str,
-        fields: dict[str, object] | bytes,
+        fields: Mapping[str, object] | bytes,
         *,
         key: bytes | None = None,
         now_ms: int | None = None,
         nonce: str | None = None,
     ) -> httpx.Response:
         """A Kit sync (`sync` as in the path, e.g. "authSync"); `fields` or a raw body, signed in x- headers."""
-        body = fields if isinstance(fields, bytes) else marketplace_body(fields)
+        body = fields if isinstance(fields, bytes) else marketplace_body(dict(fields))
         call = sign_call(
             CallKind.KIT, body, key=key or self.keys[slug], now_ms=now_ms or epoch_ms(datetime.now(UTC)), nonce=nonce
         )
         return await self.client.post(f"/koogallery/{slug}/produceAPI/v2/{sync}", content=body, headers=call.headers)
 
-    async def answer(self, slug: str, fields: dict[str, object], **options: object) -> dict[str, object]:
-        response = await self.basic(slug, fields, **options)  # type: ignore[arg-type]
+    async def answer(
+        self,
+        slug: str,
+        fields: Mapping[str, object],
+        *,
+        key: bytes | None = None,
+        now_ms: int | None = None,
+        nonce: str | None = None,
+    ) -> dict[str, Any]:
+        """The JSON answer to a basic call that must succeed at the HTTP level (values as decoded)."""
+        response = await self.basic(slug, fields, key=key, now_ms=now_ms, nonce=nonce)
         assert response.status_code == 200, response.text
         assert response.headers["content-type"] == "application/json;charset=UTF-8"
-        result: dict[str, object] = response.json()
+        result: dict[str, Any] = response.json()
         return result
 
 

@@ -5,6 +5,7 @@ from typing import Any
 from sqlmodel import col, func, select
 from starlette.applications import Starlette
 
+from tenants.database import Database
 from tenants.models import CallLogEntry, Instance, Job
 
 
@@ -25,6 +26,7 @@ async def call_log(app: Starlette) -> list[CallLogEntry]:
 
 
 async def get_instance(app: Starlette, product: str, instance_id: str) -> Instance | None:
-    async with app.state.database.reader() as session:
+    database: Database = app.state.database
+    async with database.reader() as session:
         query = select(Instance).where(Instance.product == product, Instance.instance_id == instance_id)
         return (await session.exec(query)).first()

@@ -56,7 +56,7 @@ async def test_adapter_slower_than_the_deadline_gives_processing_then_active(
         if instance.status is InstanceStatus.ACTIVE:
             break
         await asyncio.sleep(0.05)
-    assert instance.status is InstanceStatus.ACTIVE
+    assert instance is not None and instance.status is InstanceStatus.ACTIVE
     info = (await marketplace.answer("beta", query))["info"]
     assert info[0]["appInfo"]["frontEndUrl"] == "https://beta.example.com/biz-1"
     repeat = await marketplace.answer("beta", new_instance(2))

@@ -237,7 +237,7 @@ async def seed_instance(
 ) -> Instance:
     """An instance with the history of how it got to `status`."""
     async with app.state.database.transaction() as session:
-        instance, _ = await instances.create_instance_if_absent(
+        await instances.create_instance_if_absent(
             session,
             product=product,
             instance_id=instance_id,

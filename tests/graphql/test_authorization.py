@@ -336,7 +336,7 @@ async def test_a_tenant_admin_reaches_nothing_of_another_tenant_or_product(
     attempts = [_beta_arguments(world, field)]
     if field in ("tenant", "memberRolesGrant", "memberRolesRevoke", "node"):
         bravo = {"tenant": world.bravo_ids["Tenant"], "roles": ["approver"], "members": ["bravo-user"]}
-        attempts += {
+        more: dict[str, list[dict[str, Any]]] = {
             "tenant": [
                 {"product": "alpha", "tenantId": TENANT_B},
                 {"product": "alpha", "tenantId": TENANT_A, "isTest": True},
@@ -345,7 +345,8 @@ async def test_a_tenant_admin_reaches_nothing_of_another_tenant_or_product(
             "memberRolesRevoke": [{"input": bravo}],
             "node": [{"id": world.beta_ids[name]} for name in world.beta_ids]
             + [{"id": world.bravo_ids[name]} for name in world.bravo_ids],
-        }[field]
+        }
+        attempts += more[field]
     for arguments in attempts:
         body = await gql(_document(field), arguments, headers=admin.cookie_headers())
         assert _leaks(body) == [], (arguments, body)

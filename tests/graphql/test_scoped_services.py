@@ -9,7 +9,8 @@ from starlette.applications import Starlette
 from tenants import admin, operations, roles
 from tenants.admin import AuditFilter, Caller, CallerKind, PageRequest
 from tenants.admin_models import AuditEntry
-from tenants.models import Job, JobState
+from tenants.errors import InstanceNotFoundError
+from tenants.models import CallLogEntry, Instance, Job, JobState
 from tests.graphql.conftest import rows, seed_call, seed_instance, seed_job
 
 pytestmark = pytest.mark.anyio
@@ -22,7 +23,7 @@ EVERY_PAGE = PageRequest(first=100)
 async def _everything(app: Starlette, caller: Caller) -> set[str]:
     """The products of every row of operations data and audit log the caller can list."""
     async with app.state.database.reader() as session:
-        found = [
+        found: list[Instance | CallLogEntry | Job | AuditEntry] = [
             *(
                 await operations.list_instances(
                     session, caller=caller, wanted=operations.InstanceFilter(), page=EVERY_PAGE
@@ -98,7 +99,7 @@ async def test_a_write_caller_cannot_reach_another_product(app: Starlette, seede
     async with app.state.database.transaction() as session:
         with pytest.raises(operations.JobNotFoundError):
             await operations.retry_job(session, caller=ALPHA_WRITER, job_id=beta_job, now=datetime.now(UTC))
-        with pytest.raises(operations.InstanceNotFoundError):
+        with pytest.raises(InstanceNotFoundError):
             await operations.repair_instance_app_info(
                 session, caller=ALPHA_WRITER, product="beta", instance_id="i-1", app_info={}, now=datetime.now(UTC)
             )

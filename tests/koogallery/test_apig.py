@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote
 
 import pytest
-from huaweicloudsdkcore.auth.credentials import BasicCredentials  # type: ignore[import-untyped]
-from huaweicloudsdkcore.sdk_request import SdkRequest  # type: ignore[import-untyped]
-from huaweicloudsdkcore.signer.signer import Signer  # type: ignore[import-untyped]
+from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkcore.sdk_request import SdkRequest
+from huaweicloudsdkcore.signer.signer import Signer
 
 from gateway.koogallery import apig
 

@@ -2,7 +2,7 @@
 the authlib identity server, and a cookie-keeping "browser" that reaches both over ASGI."""
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +13,7 @@ import redis.asyncio
 from starlette.applications import Starlette
 
 from gateway.simulator.identity import SESSION_COOKIE as IDP_COOKIE
-from gateway.simulator.identity import IdentityDirectory
+from gateway.simulator.identity import IdentityDirectory, Role
 from gateway.sso import Sso
 from gateway.store import MemoryStore, Store
 from tests.conftest import Backend, Marketplace
@@ -56,7 +56,8 @@ def identity_directory(*, callback: str = CALLBACK) -> IdentityDirectory:
     directory.add_tenant(OTHER_TENANT, "Beta Corp")
     directory.register_client(TENANT, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, redirect_uris=[callback])
     directory.register_client(OTHER_TENANT, client_id="client-b", client_secret="secret-b", redirect_uris=[callback])
-    for name, role in (("alice", "admin"), ("bob", "user"), ("dave", "user"), ("carol", "user")):
+    users: tuple[tuple[str, Role], ...] = (("alice", "admin"), ("bob", "user"), ("dave", "user"), ("carol", "user"))
+    for name, role in users:
         directory.add_user(TENANT, name, password=PASSWORD, name=name.title(), role=role, organization_code="10000")
     directory.add_user(OTHER_TENANT, "erin", password=PASSWORD, name="Erin")
     return directory
@@ -129,7 +130,7 @@ async def store_keys(store: Store, backend: Backend) -> set[str]:
     assert backend.redis_url is not None
     client = redis.asyncio.from_url(backend.redis_url)
     try:
-        return {key.decode() for key in await client.keys("mg:*")}
+        return {key.decode() if isinstance(key, bytes) else key for key in await client.keys("mg:*")}
     finally:
         await client.aclose()
 
@@ -139,5 +140,5 @@ def created(before: set[str], after: set[str]) -> set[str]:
     return {key for key in after - before if not key.startswith("mg:sso:rate:")}
 
 
-def refused_event(logs: list[Mapping[str, Any]], code: str) -> bool:
+def refused_event(logs: Sequence[Mapping[str, Any]], code: str) -> bool:
     return any(entry.get("event") == "sso_refused" and entry.get("code") == code for entry in logs)

@@ -5,6 +5,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -23,7 +24,7 @@ def loopback_socket() -> Iterator[socket.socket]:
 
 
 @contextmanager
-def serve(app: ASGIApp, sock: socket.socket, *, lifespan: str = "on") -> Iterator[None]:
+def serve(app: ASGIApp, sock: socket.socket, *, lifespan: Literal["auto", "on", "off"] = "on") -> Iterator[None]:
     """Serve `app` on `sock` until the block ends; in-flight requests finish, then the thread joins."""
     config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan=lifespan, ws="none")
     server = uvicorn.Server(config)

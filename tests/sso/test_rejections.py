@@ -2,7 +2,7 @@
 session (no cookie, nothing new in the store, the product never asked to log anyone in)."""
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -49,7 +49,7 @@ class Refusals:
         self.store = store
         self.backend = backend
         self.behaviours = behaviours
-        self.logs: list[dict[str, Any]] = []
+        self.logs: list[MutableMapping[str, Any]] = []
         self.before: set[str] = set()
 
     @contextmanager
@@ -411,7 +411,8 @@ async def test_product_refusing_the_login(
 
 class _NoLoginAdapter(RecordingAdapter):
     contract_version = 2
-    on_login = None
+    # Deliberately not a hook: the gateway must treat an adapter whose `on_login` is None as having none.
+    on_login = None  # type: ignore[assignment]
 
 
 async def test_product_without_a_login_hook(
