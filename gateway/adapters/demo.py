@@ -1,9 +1,10 @@
 """The demo product, "Demo Workspace": a small real product sold through MarketGate.
 
 Each marketplace instance is a workspace, kept in the product's own `demo_workspaces` table
-(created on first use, in the database MarketGate uses, but never touching its tables). A
-workspace has a plan, an expiry, an administrator account and a page at
-`{public_url}/apps/{product}/w/{instance_id}` served by `DemoAdapter.web_app`.
+(created on first use: beside MarketGate's tables on PostgreSQL, never touching them; on SQLite
+in a file of its own, `demo-<slug>.db` in the data folder). A workspace has a plan, an
+expiry, an administrator account and a page at `{public_url}/apps/{product}/w/{instance_id}`
+served by `DemoAdapter.web_app`.
 
 Settings (`[products.<slug>.adapter_settings]`):
 

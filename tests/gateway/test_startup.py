@@ -97,11 +97,11 @@ def test_library_records_leave_in_the_same_json_as_marketgate_own(capsys: pytest
     configure_logging(level="INFO", fmt="json")
     configure_logging(level="INFO", fmt="json")  # again: still one line per record
     structlog.get_logger("gateway.test").info("own_event", product="crm")
-    logging.getLogger("uvicorn.error").error("Application startup failed. Exiting.")
+    logging.getLogger("sqlalchemy.pool.impl.QueuePool").error("Exception during reset or similar")
     logging.getLogger("httpx").info("HTTP Request: GET https://example.com/?orderId=1")  # below WARNING
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     assert [(line["event"], line["level"]) for line in lines] == [
         ("own_event", "info"),
-        ("Application startup failed. Exiting.", "error"),
+        ("Exception during reset or similar", "error"),
     ]
-    assert lines[1]["logger"] == "uvicorn.error" and "timestamp" in lines[1]
+    assert lines[1]["logger"] == "sqlalchemy.pool.impl.QueuePool" and "timestamp" in lines[1]
