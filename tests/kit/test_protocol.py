@@ -223,7 +223,9 @@ def test_field_leniency() -> None:
     assert isinstance(request, AuthSync)
     assert [(item.user_name, item.role) for item in request.distinct_users()] == [("u1", "admin")]
     v1_style = {**body, "userList": json.dumps([user("u2", extension={"employeeType": 2, "workPlace": "南京"})])}
-    [parsed] = parse_kit_request(SyncName.AUTH, v1_style, max_users=5).user_list  # type: ignore[union-attr]
+    v1_request = parse_kit_request(SyncName.AUTH, v1_style, max_users=5)
+    assert isinstance(v1_request, AuthSync)
+    [parsed] = v1_request.user_list
     assert (parsed.employee_type, parsed.work_place) == (2, "南京")
     tenant = parse_kit_request(SyncName.TENANT, {**tenant_sync(TENANT_A, 0), "domainName": "not a url"}, max_users=5)
     assert isinstance(tenant, TenantSync)  # a deletion does not need the domain it will not store

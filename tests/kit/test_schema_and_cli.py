@@ -44,12 +44,12 @@ def test_keys_rsa_new_writes_a_pair_and_prints_the_console_key(tmp_path: Path) -
     assert stat.S_IMODE(private_path.stat().st_mode) == 0o600
     key = load_private_key(private_path.read_text())
     assert key.key_size == 3072
-    public = serialization.load_der_public_key(base64.b64decode(printed))
-    assert public.public_numbers() == key.public_key().public_numbers()  # type: ignore[union-attr]
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+    public = serialization.load_der_public_key(base64.b64decode(printed))
     assert isinstance(public, rsa.RSAPublicKey)
+    assert public.public_numbers() == key.public_key().public_numbers()
     scheme = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA256(), label=None)
     ciphertext = base64.b64encode(public.encrypt(b"hello", scheme)).decode()
     assert decrypt_client_secret(ciphertext, key)[0] == "hello"
