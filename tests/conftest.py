@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import httpx
 import pytest
@@ -168,6 +168,14 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+class SigningOptions(TypedDict, total=False):
+    """How `Marketplace.basic` signs a call, when not as the marketplace would now."""
+
+    key: bytes | None
+    now_ms: int | None
+    nonce: str | None
+
+
 class Marketplace:
     """Sends signed calls as the marketplace does."""
 
@@ -208,16 +216,10 @@ class Marketplace:
         return await self.client.post(f"/koogallery/{slug}/produceAPI/v2/{sync}", content=body, headers=call.headers)
 
     async def answer(
-        self,
-        slug: str,
-        fields: Mapping[str, object],
-        *,
-        key: bytes | None = None,
-        now_ms: int | None = None,
-        nonce: str | None = None,
+        self, slug: str, fields: Mapping[str, object], **signing: Unpack[SigningOptions]
     ) -> dict[str, Any]:
         """The JSON answer to a basic call that must succeed at the HTTP level (values as decoded)."""
-        response = await self.basic(slug, fields, key=key, now_ms=now_ms, nonce=nonce)
+        response = await self.basic(slug, fields, **signing)
         assert response.status_code == 200, response.text
         assert response.headers["content-type"] == "application/json;charset=UTF-8"
         result: dict[str, Any] = response.json()
