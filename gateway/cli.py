@@ -48,6 +48,7 @@ def main() -> None:
 def serve(host: str, port: int, no_migrate: bool) -> None:
     """Serve the production endpoints, SSO and the admin API."""
     settings = _load_settings(**({"auto_migrate": False} if no_migrate else {}))
+    _preflight(settings)
     _run_servers(settings, [(create_app(settings), host, port)])
 
 
@@ -92,7 +93,19 @@ def _check_products(settings: Settings) -> None:
 
 async def _close_all(adapters: list[object]) -> None:
     for adapter in adapters:
-        await adapter.aclose()  # type: ignore[attr-defined]
+        try:
+            await adapter.aclose()  # type: ignore[attr-defined]
+        except Exception as exc:  # a checked adapter that fails to close must not hide the check's verdict
+            click.echo(f"warning: closing adapter {type(adapter).__name__} failed ({type(exc).__name__})", err=True)
+
+
+def _preflight(settings: Settings) -> None:
+    """What commonly stops a start-up, checked before serving so that it stops with one line: the
+    products (`_check_products`) and, unless told not to, the pending migrations. The app's own
+    start-up does both again, briefly."""
+    _check_products(settings)
+    if settings.auto_migrate:
+        _migrate(settings, announce=False)
 
 
 @main.group()
@@ -111,17 +124,19 @@ def _migrate(settings: Settings, *, announce: bool) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from tenants.database import shown_url
-    from tenants.migrate import pending_revisions, upgrade
+    from tenants.migrate import MigrationError, pending_revisions, prepare_database_folder, upgrade
 
     shown = shown_url(settings.database_url)
     try:
+        prepare_database_folder(settings.database_url)
         pending = pending_revisions(settings.database_url)
         if announce:
             click.echo(f"applying {len(pending)} migration(s)" if pending else "database is up to date")
         if pending:
             upgrade(settings.database_url)
-    except (SQLAlchemyError, ValueError) as exc:
-        # One line, never a traceback, never the password: the database is down or refused us.
+    except (SQLAlchemyError, ValueError, MigrationError, OSError) as exc:
+        # One line, never a traceback, never the password: the database is down, refused us, or
+        # was upgraded by a newer MarketGate.
         problem = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         raise click.ClickException(f"cannot upgrade {shown}: {problem}") from exc
 
@@ -237,6 +252,7 @@ rsa_private_key_file = "demo-rsa-private.pem"
         graphiql=True,
         dev_identity_domain_overrides={DEFAULT_TENANT_DOMAIN: f"http://{host}:{identity_port}"},
     )
+    _preflight(settings)
     identity_options = (f" --identity-host {host}" if host != DEFAULT_IDENTITY_HOST else "") + (
         f" --identity-port {identity_port}" if identity_port != DEFAULT_IDENTITY_PORT else ""
     )
@@ -299,12 +315,8 @@ class _Server(uvicorn.Server):
 
 
 def _run_servers(settings: Settings, apps: list[tuple[ASGIApp, str, int]]) -> None:
-    """Serve `apps` until interrupted. What commonly stops a start-up (the products, the database)
-    is checked first, so that it stops with one line; the app's start-up does it again, briefly."""
+    """Serve `apps` until interrupted (after `_preflight`)."""
     configure_logging(level=settings.log_level, fmt=settings.log_format)
-    _check_products(settings)
-    if settings.auto_migrate:
-        _migrate(settings, announce=False)
     servers = [
         _Server(
             uvicorn.Config(

@@ -29,8 +29,10 @@ def configure_logging(*, level: str, fmt: str) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+    libraries_level = max(logging.WARNING, logging.getLevelNamesMapping()[level])
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_HANDLER_NAME)
+    handler.setLevel(libraries_level)  # also for a library logger whose own level lets INFO through
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[
@@ -46,4 +48,4 @@ def configure_logging(*, level: str, fmt: str) -> None:
     # Configured again (a test, a second server in one process): the handler is replaced, not added.
     root.handlers = [existing for existing in root.handlers if existing.get_name() != _HANDLER_NAME]
     root.addHandler(handler)
-    root.setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level]))
+    root.setLevel(libraries_level)

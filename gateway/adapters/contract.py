@@ -14,9 +14,13 @@ Discovery: an adapter is a factory registered in the `marketgate.adapters` entry
     [project.entry-points."marketgate.adapters"]
     my-product = "my_package.adapter:MyAdapter"
 
-The factory is called once per product as `factory(settings, context)`, where `settings` is the
+The factory is called per product as `factory(settings, context)`, where `settings` is the
 product's `[products.<slug>.adapter_settings]` table; it raises `AdapterConfigError` for bad
-settings, which stops start-up with a message naming the product.
+settings, which stops start-up with a message naming the product. It may be called more than
+once in a process: `marketgate serve` first checks every product (the adapter is made, then
+closed with `aclose` unused, on an event loop of its own), then serves with a new one. So a
+factory checks its settings, opens no connection and starts nothing; connections and tasks
+begin with the first call that needs them.
 """
 
 import enum

@@ -270,10 +270,11 @@ class HttpAdapterSettings(BaseModel):
         if self.secret is not None:
             secret = self.secret.get_secret_value()
         elif self.secret_file is not None:
+            path = config_dir / self.secret_file
             try:
-                secret = (config_dir / self.secret_file).read_text(encoding="utf-8").rstrip("\r\n")
+                secret = path.read_text(encoding="utf-8").rstrip("\r\n")
             except (OSError, UnicodeDecodeError) as exc:
-                raise AdapterConfigError(f"secret_file {str(self.secret_file)!r} cannot be read") from exc
+                raise AdapterConfigError(f"secret_file {str(path)!r} cannot be read") from exc
         else:
             assert self.secret_env is not None  # ensured by _one_secret_source
             secret = os.environ.get(self.secret_env, "")

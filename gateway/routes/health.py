@@ -7,7 +7,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tenants.migrate import pending_revisions
+from tenants.migrate import MigrationError, pending_revisions
 
 
 async def healthz(request: Request) -> Response:
@@ -25,7 +25,7 @@ async def readyz(request: Request) -> Response:
     if database_ok and not state.schema_current:
         try:
             pending = await asyncio.to_thread(pending_revisions, state.settings.database_url)
-        except SQLAlchemyError:
+        except (SQLAlchemyError, MigrationError):  # unreachable, or at a revision this code does not know
             pending = ["unknown"]
         state.schema_current = not pending
     schema_ok = database_ok and state.schema_current

@@ -6,7 +6,7 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -508,6 +508,10 @@ async def test_a_relative_secret_file_is_read_beside_the_products_file(
     finally:
         await adapter.aclose()
     assert [call.operation for call in backend.calls] == ["release"]
+    missing = replace(context, config_dir=str(tmp_path / "elsewhere"))
+    with pytest.raises(AdapterConfigError, match="cannot be read") as error:
+        HttpAdapter(dict(settings.products["notes"].adapter_settings), missing)
+    assert str(tmp_path / "elsewhere" / "backend-secret") in str(error.value)  # where it looked
 
 
 async def test_the_marketplaces_app_info_limits_are_not_the_wire_formats(

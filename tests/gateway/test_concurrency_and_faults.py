@@ -1,6 +1,7 @@
 """Concurrent duplicates, slow adapters, crashes mid-provisioning and a database that is down."""
 
 import asyncio
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -197,6 +198,21 @@ async def test_a_database_whose_schema_is_behind_is_not_ready(tmp_path: Path, be
     assert before.status_code == 503
     assert before.json()["checks"] == {"database": "ok", "schema": "behind", "store": "ok"}
     assert after.status_code == 200 and after.json()["checks"]["schema"] == "ok"
+
+
+async def test_a_database_upgraded_by_a_newer_marketgate_is_not_ready(
+    tmp_path: Path, behaviours: dict[str, Behaviour]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ahead.db'}"
+    await asyncio.to_thread(upgrade, url)
+    with sqlite3.connect(tmp_path / "ahead.db") as database:
+        database.execute("UPDATE alembic_version SET version_num = 'zzz'")
+    ahead = _app_on(url, tmp_path, behaviours)
+    async with LifespanManager(ahead):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ahead), base_url="https://mg") as http:
+            ready = await http.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"] == {"database": "ok", "schema": "behind", "store": "ok"}
 
 
 async def test_the_job_runner_runs_as_many_jobs_at_once_as_the_settings_say(

@@ -59,6 +59,7 @@ def test_serve_stops_in_one_line_at_an_unknown_adapter(
         "Error: product 'crm': unknown adapter 'nope' (installed: demo, http)"
     ]
     assert served == []
+    assert not (tmp_path / "mg.db").exists()  # the products are checked before any migration
 
 
 def test_serve_stops_in_one_line_when_the_database_is_down(
@@ -83,6 +84,34 @@ def test_serve_migrates_then_serves(served: list[int], monkeypatch: pytest.Monke
         assert database.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
 
 
+def test_serve_creates_the_folder_of_a_new_sqlite_file(
+    served: list[int], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No products (so no demo adapter to make the data folder first), a folder not there yet."""
+    monkeypatch.setenv("MARKETGATE_DATABASE_URL", f"sqlite:///{tmp_path / 'new' / 'mg.db'}")
+    result = CliRunner().invoke(main, ["serve", "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert served == [8123] and (tmp_path / "new" / "mg.db").exists()
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "8123"], ["db", "upgrade"]])
+def test_a_database_upgraded_by_a_newer_marketgate_stops_start_up_in_one_line(
+    served: list[int], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: list[str]
+) -> None:
+    assert CliRunner().invoke(main, ["db", "upgrade"]).exit_code == 0
+    with sqlite3.connect(tmp_path / "mg.db") as database:
+        database.execute("UPDATE alembic_version SET version_num = 'zzz'")
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: cannot upgrade sqlite:///{tmp_path / 'mg.db'}: the database is at revision zzz, "
+        "which this MarketGate does not know (a newer one upgraded it)"
+    ]
+    assert served == []
+    with sqlite3.connect(tmp_path / "mg.db") as database:
+        assert database.execute("SELECT version_num FROM alembic_version").fetchall() == [("zzz",)]
+
+
 def test_serve_no_migrate_leaves_the_database_alone(
     served: list[int], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -99,6 +128,9 @@ def test_library_records_leave_in_the_same_json_as_marketgate_own(capsys: pytest
     structlog.get_logger("gateway.test").info("own_event", product="crm")
     logging.getLogger("sqlalchemy.pool.impl.QueuePool").error("Exception during reset or similar")
     logging.getLogger("httpx").info("HTTP Request: GET https://example.com/?orderId=1")  # below WARNING
+    chatty = logging.getLogger("some.library")
+    chatty.setLevel(logging.DEBUG)  # its own level lets everything through: the handler still does not
+    chatty.info("token=secret-of-some-library")
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     assert [(line["event"], line["level"]) for line in lines] == [
         ("own_event", "info"),

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from authlib.integrations.base_client import OAuthError
+from authlib.integrations.base_client import OAuthError  # type: ignore[import-untyped, unused-ignore]
 from starlette.applications import Starlette
 
 from gateway.simulator.identity import (
@@ -35,7 +35,7 @@ with warnings.catch_warnings():
     # authlib 1.9 prefers the `httpx2` package and warns once on import when it falls back to
     # `httpx`, which is what MarketGate installs; the fallback is supported.
     warnings.filterwarnings("ignore", message="The httpx module is deprecated")
-    from authlib.integrations.httpx_client import AsyncOAuth2Client
+    from authlib.integrations.httpx_client import AsyncOAuth2Client  # type: ignore[import-untyped, unused-ignore]
 
 pytestmark = pytest.mark.anyio
 
